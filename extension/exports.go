@@ -1,0 +1,248 @@
+package main
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/.. -fvisibility=hidden -O2 -Wall -Wextra -Werror -Wno-unused-parameter
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
+	"github.com/litestream-vfs/litestream_vfs/vfs"
+)
+
+var ioEOF = io.EOF
+
+// sqliteURIParams are the URI parameters SQLite itself understands.
+var sqliteURIParams = map[string]bool{
+	"vfs": true, "mode": true, "cache": true, "psow": true, "nolock": true,
+	"immutable": true, "modeof": true,
+}
+
+// ourURIParams are the URI parameters this extension understands.
+var ourURIParams = map[string]bool{"replica": true}
+
+type entry struct {
+	db      *vfs.DB
+	replica string // the replica URL as given, for comparing later opens
+}
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]*entry{}
+	logger     = newLogger()
+	sqliteVer  int
+)
+
+func newLogger() *slog.Logger {
+	level := slog.LevelWarn
+	if s := os.Getenv("LITESTREAM_LOG_LEVEL"); s != "" {
+		_ = level.UnmarshalText([]byte(s))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "litestream")
+}
+
+func main() {}
+
+// goLoaded runs once per load of the extension.
+//
+//export goLoaded
+func goLoaded(version C.int) {
+	defer func() { _ = recover() }()
+	sqliteVer = int(version)
+	if sqliteVer < 3051003 {
+		logger.Info("sqlite before 3.51.3 has a rare WAL-reset race (fixed upstream)", "sqlite_version", sqliteVer)
+	}
+}
+
+// parseParams splits the shim's "key\x1fvalue\x1e" records.
+func parseParams(s string) map[string]string {
+	out := map[string]string{}
+	for _, rec := range strings.Split(s, "\x1e") {
+		if rec == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(rec, "\x1f")
+		out[k] = v
+	}
+	return out
+}
+
+// openConfig validates the URI parameters and resolves the replica URL:
+// the replica= parameter, else LITESTREAM_REPLICA_URL, else the directory
+// <db>-replica beside the database.
+func openConfig(path string, params map[string]string) (string, replica.Client, error) {
+	for k := range params {
+		if !sqliteURIParams[k] && !ourURIParams[k] {
+			return "", nil, fmt.Errorf("unknown URI parameter %q", k)
+		}
+	}
+	raw, ok := params["replica"]
+	source := "URI parameter replica"
+	if !ok {
+		raw, ok = os.LookupEnv("LITESTREAM_REPLICA_URL")
+		source = "LITESTREAM_REPLICA_URL"
+	}
+	if !ok || raw == "" {
+		raw = path + "-replica"
+		source = "default"
+	}
+	client, err := replicaurl.Open(raw)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return raw, client, nil
+}
+
+// goDBOpen is called by the shim for every open of a main database.
+//
+//export goDBOpen
+func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			*errOut = C.CString(fmt.Sprintf("internal error: %v", r))
+			rc = 1
+		}
+	}()
+	path := C.GoString(cpath)
+	raw, client, err := openConfig(path, parseParams(C.GoString(cparams)))
+	if err != nil {
+		*errOut = C.CString(err.Error())
+		return 1
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if e, ok := registry[path]; ok {
+		if e.db.Status().Replica != client.String() {
+			*errOut = C.CString(fmt.Sprintf("replica %q differs from %q used by another connection in this process", raw, e.replica))
+			return 1
+		}
+		return 0
+	}
+	db, err := vfs.Open(vfs.Config{
+		Path:     path,
+		Replica:  client,
+		StateDir: path + "-litestream",
+		Host:     &host{p: p, path: path},
+		Logger:   logger,
+	})
+	if err != nil {
+		*errOut = C.CString(err.Error())
+		return 1
+	}
+	db.Start(context.Background())
+	registry[path] = &entry{db: db, replica: raw}
+	return 0
+}
+
+func lookup(path string) (*vfs.DB, error) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if e, ok := registry[path]; ok {
+		return e.db, nil
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		if e, ok := registry[abs]; ok {
+			return e.db, nil
+		}
+	}
+	return nil, fmt.Errorf("database %q is not opened with vfs=litestream", path)
+}
+
+// goSync implements litestream_sync(timeout_ms).
+//
+//export goSync
+func goSync(cpath *C.char, timeoutMs C.int, txid *C.longlong, errOut **C.char) (rc C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			*errOut = C.CString(fmt.Sprintf("litestream_sync: internal error: %v", r))
+			rc = 1
+		}
+	}()
+	db, err := lookup(C.GoString(cpath))
+	if err != nil {
+		*errOut = C.CString("litestream_sync: " + err.Error())
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMs)*time.Millisecond)
+	defer cancel()
+	id, err := db.Sync(ctx)
+	if err != nil {
+		if errors.Is(err, vfs.ErrNotReplicating) {
+			*errOut = C.CString("litestream_sync: " + err.Error())
+		} else {
+			*errOut = C.CString(fmt.Sprintf("litestream_sync: after %d ms: %v", int(timeoutMs), err))
+		}
+		return 1
+	}
+	*txid = C.longlong(id)
+	return 0
+}
+
+// goStatus implements litestream_status(). The result is malloc'd; the
+// shim frees it.
+//
+//export goStatus
+func goStatus(cpath *C.char) (out *C.char) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = C.CString(fmt.Sprintf(`{"state":"error","last_error":%q}`, fmt.Sprint(r)))
+		}
+	}()
+	path := C.GoString(cpath)
+	db, err := lookup(path)
+	if err != nil {
+		b, _ := json.Marshal(vfs.Status{DB: path, State: vfs.StateNotReplicating, Reason: err.Error()})
+		return C.CString(string(b))
+	}
+	b, err := json.Marshal(db.Status())
+	if err != nil {
+		return C.CString(fmt.Sprintf(`{"state":"error","last_error":%q}`, err.Error()))
+	}
+	return C.CString(string(b))
+}
+
+// goAtExit flushes what is spooled to the replicas before the process
+// exits, for at most LITESTREAM_EXIT_FLUSH_MS (default 5000).
+//
+//export goAtExit
+func goAtExit() {
+	defer func() { _ = recover() }()
+	timeout := 5 * time.Second
+	if s := os.Getenv("LITESTREAM_EXIT_FLUSH_MS"); s != "" {
+		if ms, err := strconv.Atoi(s); err == nil && ms >= 0 {
+			timeout = time.Duration(ms) * time.Millisecond
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	registryMu.Lock()
+	dbs := make([]*vfs.DB, 0, len(registry))
+	for _, e := range registry {
+		dbs = append(dbs, e.db)
+	}
+	registryMu.Unlock()
+	for _, db := range dbs {
+		if !db.Replicating() {
+			continue
+		}
+		if _, err := db.Sync(ctx); err != nil {
+			logger.Warn("exit before the replica caught up; the spool keeps the rest for the next open", "err", err)
+		}
+	}
+}

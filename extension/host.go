@@ -1,0 +1,125 @@
+package main
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/litestream-vfs/litestream_vfs/vfs"
+)
+
+// host implements vfs.Host over one database's C state.
+type host struct {
+	p    *C.lsDb
+	path string
+}
+
+var _ vfs.Host = (*host)(nil)
+
+func convertEvents(ev *C.lsEvents) vfs.Events {
+	return vfs.Events{
+		Announced:       uint64(ev.announced),
+		Restarts:        uint64(ev.restarts),
+		GateTimeouts:    uint64(ev.gateTimeouts),
+		NonWALWrites:    uint64(ev.nonWalWrites),
+		ExclusiveWrites: uint64(ev.exclusiveWrites),
+		SnapshotBroken:  uint64(ev.snapshotBroken),
+		WALOpen:         int(ev.nWalOpen),
+		Conns:           int(ev.nConn),
+		GateWaiters:     int(ev.gateWaiters),
+		Shutdown:        ev.shutdown != 0,
+	}
+}
+
+func (h *host) Wait(seen uint64, timeout time.Duration) (uint64, vfs.Events) {
+	ms := -1
+	if timeout >= 0 {
+		ms = int(timeout / time.Millisecond)
+	}
+	var ev C.lsEvents
+	ver := C.ls_wait(h.p, C.uint64_t(seen), C.int(ms), &ev)
+	return uint64(ver), convertEvents(&ev)
+}
+
+func (h *host) Events() vfs.Events {
+	var ev C.lsEvents
+	C.ls_get_events(h.p, &ev)
+	return convertEvents(&ev)
+}
+
+func (h *host) Ack(seq uint64) { C.ls_ack(h.p, C.uint64_t(seq)) }
+func (h *host) BeginSnapshot() { C.ls_snapshot_begin(h.p) }
+func (h *host) EndSnapshot()   { C.ls_snapshot_end(h.p) }
+func (h *host) SetAttached(b bool) {
+	v := 0
+	if b {
+		v = 1
+	}
+	C.ls_set_attached(h.p, C.int(v))
+}
+
+func (h *host) OpenDBFile() (vfs.DBFile, error) {
+	cpath := C.CString(h.path)
+	defer C.free(unsafe.Pointer(cpath))
+	var rc C.int
+	f := C.ls_dbfile_open(cpath, &rc)
+	if f == nil {
+		return nil, fmt.Errorf("open %s: sqlite error %d", h.path, int(rc))
+	}
+	return &dbFile{f: f, size: -1}, nil
+}
+
+// dbFile reads the database through the real VFS (see ls_dbfile_open).
+type dbFile struct {
+	f    unsafe.Pointer
+	size int64
+}
+
+func (d *dbFile) Size() (int64, error) {
+	var sz C.int64_t
+	if rc := C.ls_dbfile_size(d.f, &sz); rc != 0 {
+		return 0, fmt.Errorf("file size: sqlite error %d", int(rc))
+	}
+	d.size = int64(sz)
+	return d.size, nil
+}
+
+// ReadAt reads len(b) bytes at off. Past the end of the file it returns the
+// bytes read and io.EOF, like os.File.
+func (d *dbFile) ReadAt(b []byte, off int64) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	size, err := d.Size()
+	if err != nil {
+		return 0, err
+	}
+	n := len(b)
+	if off >= size {
+		return 0, ioEOF
+	}
+	if off+int64(n) > size {
+		n = int(size - off)
+	}
+	buf := C.malloc(C.size_t(n))
+	defer C.free(buf)
+	if rc := C.ls_dbfile_read(d.f, buf, C.int(n), C.int64_t(off)); rc != 0 {
+		return 0, fmt.Errorf("read db at %d: sqlite error %d", off, int(rc))
+	}
+	copy(b, unsafe.Slice((*byte)(buf), n))
+	if n < len(b) {
+		return n, ioEOF
+	}
+	return n, nil
+}
+
+func (d *dbFile) Close() error {
+	C.ls_dbfile_close(d.f)
+	return nil
+}

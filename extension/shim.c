@@ -1,0 +1,739 @@
+/*
+** shim.c: the litestream VFS, a thin pass-through over the default VFS.
+**
+** What it watches (see ../shared/DESIGN.md):
+**   - xShmLock on the main database: the WAL_WRITE lock (slot 0) released
+**     after WAL writes marks a commit. The shim "announces" it by bumping a
+**     counter and signalling a condition variable before the real unlock,
+**     so Go (which reads the WAL file itself, off-thread) knows the frames
+**     are in place. No Go code runs here.
+**   - Writes at offset 0 of the WAL (a restart), WAL truncation and deletion:
+**     these would destroy committed frames, so they wait ("the gate") until
+**     Go has acknowledged every announced commit. Go is normally caught up,
+**     so the gate costs a mutex; if Go is stuck, the gate gives up after a
+**     timeout and counts it, and Go takes a fresh snapshot.
+**   - Writes to the main database file (checkpoints) wait while Go reads a
+**     snapshot, so the database file and WAL stay consistent under it.
+**   - Main-db writes with no WAL open (rollback journal) and WAL writes
+**     without the WAL_WRITE lock (locking_mode=EXCLUSIVE) are counted so Go
+**     can say the database is not being replicated.
+**
+** Files other than the main database and its WAL are opened with the real
+** VFS directly (cksumvfs's pattern), so they cost nothing.
+*/
+#include "sqlite3ext.h"
+SQLITE_EXTENSION_INIT1
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shim.h"
+#include "_cgo_export.h"
+
+#define LS_VFS_NAME "litestream"
+#define LS_MIN_SQLITE 3031000 /* sqlite3_uri_key */
+
+enum { LS_MAIN = 1, LS_WAL = 2 };
+
+struct lsDb {
+  char *zPath;
+  lsDb *pNext;
+  pthread_mutex_t mu;
+  pthread_cond_t goCond;  /* Go waits here for events */
+  pthread_cond_t appCond; /* app threads wait here at gates */
+  uint64_t ver;           /* bumped on every event Go cares about */
+  uint64_t acked;
+  lsEvents ev;
+  int goWaiting;
+  int goAttached;
+  int snapshotting;
+  int dbWritesInFlight;
+  volatile int walDirty;     /* WAL written since the last announce */
+  volatile int walWriteHeld; /* WAL_WRITE shm lock held in this process */
+};
+
+typedef struct lsFile {
+  sqlite3_file base;
+  int kind;
+  lsDb *pDb;
+} lsFile;
+
+#define ORIGFILE(p) ((sqlite3_file *)(((lsFile *)(p)) + 1))
+
+static sqlite3_vfs *pOrigVfs = 0;
+static sqlite3_vfs lsVfs;
+static pthread_mutex_t lsGlobalMu = PTHREAD_MUTEX_INITIALIZER;
+static lsDb *lsDbList = 0;
+static volatile int lsForked = 0;
+static int lsGateTimeoutMs = 30000;
+
+/* ---------- per-database state ---------- */
+
+static lsDb *lsDbFind(const char *zPath, size_t n) {
+  lsDb *p;
+  for (p = lsDbList; p; p = p->pNext) {
+    if (strlen(p->zPath) == n && memcmp(p->zPath, zPath, n) == 0) return p;
+  }
+  return 0;
+}
+
+/* lsDbGet returns the state for zPath, creating it. Never freed: Go keeps a
+** pointer to it for the life of the process. */
+static lsDb *lsDbGet(const char *zPath) {
+  lsDb *p;
+  pthread_mutex_lock(&lsGlobalMu);
+  p = lsDbFind(zPath, strlen(zPath));
+  if (p == 0) {
+    p = calloc(1, sizeof(*p));
+    if (p) {
+      p->zPath = strdup(zPath);
+      if (p->zPath == 0) {
+        free(p);
+        p = 0;
+      } else {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_mutex_init(&p->mu, 0);
+        pthread_cond_init(&p->goCond, &ca);
+        pthread_cond_init(&p->appCond, &ca);
+        pthread_condattr_destroy(&ca);
+        p->pNext = lsDbList;
+        lsDbList = p;
+      }
+    }
+  }
+  pthread_mutex_unlock(&lsGlobalMu);
+  return p;
+}
+
+static lsDb *lsDbForWal(const char *zWal) {
+  size_t n = strlen(zWal);
+  lsDb *p;
+  if (n < 4 || strcmp(zWal + n - 4, "-wal") != 0) return 0;
+  pthread_mutex_lock(&lsGlobalMu);
+  p = lsDbFind(zWal, n - 4);
+  pthread_mutex_unlock(&lsGlobalMu);
+  return p;
+}
+
+static void lsDeadline(struct timespec *ts, int ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+/* lsEventLocked records an event for Go. Caller holds p->mu. */
+static void lsEventLocked(lsDb *p) {
+  p->ver++;
+  if (p->goWaiting) pthread_cond_signal(&p->goCond);
+}
+
+/* lsGate runs before SQLite destroys WAL content (restart, truncate,
+** delete): it waits until Go has taken every announced commit. */
+static void lsGate(lsDb *p) {
+  struct timespec dl;
+  pthread_mutex_lock(&p->mu);
+  if (p->goAttached && !p->ev.shutdown &&
+      (p->acked < p->ev.announced || p->snapshotting)) {
+    lsDeadline(&dl, lsGateTimeoutMs);
+    while (p->acked < p->ev.announced || p->snapshotting) {
+      int rc;
+      p->ev.gateWaiters++;
+      lsEventLocked(p);
+      rc = pthread_cond_timedwait(&p->appCond, &p->mu, &dl);
+      p->ev.gateWaiters--;
+      if (p->ev.shutdown) break;
+      if (rc == ETIMEDOUT) {
+        p->ev.gateTimeouts++;
+        sqlite3_log(SQLITE_WARNING,
+                    "litestream: %s: replicator did not catch up in %d ms "
+                    "before the WAL was reset; a snapshot will follow",
+                    p->zPath, lsGateTimeoutMs);
+        break;
+      }
+    }
+  }
+  p->ev.restarts++;
+  lsEventLocked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void lsDbWriteBegin(lsDb *p) {
+  pthread_mutex_lock(&p->mu);
+  if (p->snapshotting && p->goAttached && !p->ev.shutdown) {
+    struct timespec dl;
+    lsDeadline(&dl, lsGateTimeoutMs);
+    while (p->snapshotting && !p->ev.shutdown) {
+      if (pthread_cond_timedwait(&p->appCond, &p->mu, &dl) == ETIMEDOUT) {
+        p->ev.snapshotBroken++;
+        lsEventLocked(p);
+        break;
+      }
+    }
+  }
+  p->dbWritesInFlight++;
+  if (p->ev.nWalOpen == 0) {
+    p->ev.nonWalWrites++;
+    lsEventLocked(p);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void lsDbWriteEnd(lsDb *p) {
+  pthread_mutex_lock(&p->mu);
+  if (--p->dbWritesInFlight == 0 && p->snapshotting) {
+    pthread_cond_broadcast(&p->goCond);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void lsCount(lsDb *p, int *pField, int delta) {
+  pthread_mutex_lock(&p->mu);
+  *pField += delta;
+  lsEventLocked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* ---------- called by Go ---------- */
+
+uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, lsEvents *out) {
+  struct timespec dl;
+  uint64_t ver;
+  pthread_mutex_lock(&p->mu);
+  if (timeoutMs >= 0) lsDeadline(&dl, timeoutMs);
+  while (p->ver == seenVer && p->ev.gateWaiters == 0 && !p->ev.shutdown) {
+    p->goWaiting = 1;
+    if (timeoutMs >= 0) {
+      if (pthread_cond_timedwait(&p->goCond, &p->mu, &dl) == ETIMEDOUT) break;
+    } else {
+      pthread_cond_wait(&p->goCond, &p->mu);
+    }
+  }
+  p->goWaiting = 0;
+  *out = p->ev;
+  ver = p->ver;
+  pthread_mutex_unlock(&p->mu);
+  return ver;
+}
+
+void ls_get_events(lsDb *p, lsEvents *out) {
+  pthread_mutex_lock(&p->mu);
+  *out = p->ev;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void ls_ack(lsDb *p, uint64_t seq) {
+  pthread_mutex_lock(&p->mu);
+  if (seq > p->acked) p->acked = seq;
+  pthread_cond_broadcast(&p->appCond);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void ls_set_attached(lsDb *p, int attached) {
+  pthread_mutex_lock(&p->mu);
+  p->goAttached = attached;
+  pthread_cond_broadcast(&p->appCond);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void ls_snapshot_begin(lsDb *p) {
+  pthread_mutex_lock(&p->mu);
+  p->snapshotting = 1;
+  while (p->dbWritesInFlight > 0 && !p->ev.shutdown) {
+    pthread_cond_wait(&p->goCond, &p->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+void ls_snapshot_end(lsDb *p) {
+  pthread_mutex_lock(&p->mu);
+  p->snapshotting = 0;
+  pthread_cond_broadcast(&p->appCond);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void ls_set_gate_timeout_ms(int ms) {
+  if (ms > 0) lsGateTimeoutMs = ms;
+}
+
+void ls_log(int code, const char *zMsg) { sqlite3_log(code, "%s", zMsg); }
+
+/* The snapshot reader opens the database with the real VFS, never with a
+** plain open(2): the unix VFS keeps a closed descriptor open while the
+** process holds POSIX locks on the file, so closing it cannot drop them. */
+void *ls_dbfile_open(const char *zPath, int *pRc) {
+  sqlite3_file *pFile;
+  int outFlags = 0;
+  int rc;
+  if (pOrigVfs == 0) {
+    *pRc = SQLITE_MISUSE;
+    return 0;
+  }
+  pFile = calloc(1, (size_t)pOrigVfs->szOsFile);
+  if (pFile == 0) {
+    *pRc = SQLITE_NOMEM;
+    return 0;
+  }
+  rc = pOrigVfs->xOpen(pOrigVfs, zPath, pFile,
+                       SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB, &outFlags);
+  if (rc != SQLITE_OK) {
+    if (pFile->pMethods) pFile->pMethods->xClose(pFile);
+    free(pFile);
+    *pRc = rc;
+    return 0;
+  }
+  *pRc = SQLITE_OK;
+  return pFile;
+}
+
+int ls_dbfile_read(void *p, void *buf, int n, int64_t off) {
+  sqlite3_file *pFile = (sqlite3_file *)p;
+  return pFile->pMethods->xRead(pFile, buf, n, off);
+}
+
+int ls_dbfile_size(void *p, int64_t *pSize) {
+  sqlite3_file *pFile = (sqlite3_file *)p;
+  sqlite3_int64 sz = 0;
+  int rc = pFile->pMethods->xFileSize(pFile, &sz);
+  *pSize = sz;
+  return rc;
+}
+
+void ls_dbfile_close(void *p) {
+  sqlite3_file *pFile = (sqlite3_file *)p;
+  if (pFile->pMethods) pFile->pMethods->xClose(pFile);
+  free(pFile);
+}
+
+/* ---------- io methods ---------- */
+
+static int lsClose(sqlite3_file *pFile) {
+  lsFile *p = (lsFile *)pFile;
+  int rc = ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));
+  if (p->pDb && !lsForked) {
+    lsCount(p->pDb, p->kind == LS_WAL ? &p->pDb->ev.nWalOpen : &p->pDb->ev.nConn,
+            -1);
+  }
+  return rc;
+}
+
+static int lsRead(sqlite3_file *pFile, void *zBuf, int iAmt,
+                  sqlite3_int64 iOfst) {
+  return ORIGFILE(pFile)->pMethods->xRead(ORIGFILE(pFile), zBuf, iAmt, iOfst);
+}
+
+static int lsWrite(sqlite3_file *pFile, const void *zBuf, int iAmt,
+                   sqlite3_int64 iOfst) {
+  lsFile *p = (lsFile *)pFile;
+  sqlite3_file *o = ORIGFILE(pFile);
+  int rc;
+  if (lsForked) return o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+  if (p->kind == LS_WAL) {
+    lsDb *d = p->pDb;
+    if (iOfst == 0) lsGate(d);
+    if (!d->walWriteHeld) {
+      pthread_mutex_lock(&d->mu);
+      d->ev.exclusiveWrites++;
+      lsEventLocked(d);
+      pthread_mutex_unlock(&d->mu);
+    }
+    d->walDirty = 1;
+    return o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+  }
+  lsDbWriteBegin(p->pDb);
+  rc = o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+  lsDbWriteEnd(p->pDb);
+  return rc;
+}
+
+static int lsTruncate(sqlite3_file *pFile, sqlite3_int64 size) {
+  lsFile *p = (lsFile *)pFile;
+  sqlite3_file *o = ORIGFILE(pFile);
+  int rc;
+  if (lsForked) return o->pMethods->xTruncate(o, size);
+  if (p->kind == LS_WAL) {
+    lsGate(p->pDb);
+    return o->pMethods->xTruncate(o, size);
+  }
+  lsDbWriteBegin(p->pDb);
+  rc = o->pMethods->xTruncate(o, size);
+  lsDbWriteEnd(p->pDb);
+  return rc;
+}
+
+static int lsSync(sqlite3_file *pFile, int flags) {
+  return ORIGFILE(pFile)->pMethods->xSync(ORIGFILE(pFile), flags);
+}
+static int lsFileSize(sqlite3_file *pFile, sqlite3_int64 *pSize) {
+  return ORIGFILE(pFile)->pMethods->xFileSize(ORIGFILE(pFile), pSize);
+}
+static int lsLock(sqlite3_file *pFile, int eLock) {
+  return ORIGFILE(pFile)->pMethods->xLock(ORIGFILE(pFile), eLock);
+}
+static int lsUnlock(sqlite3_file *pFile, int eLock) {
+  return ORIGFILE(pFile)->pMethods->xUnlock(ORIGFILE(pFile), eLock);
+}
+static int lsCheckReservedLock(sqlite3_file *pFile, int *pResOut) {
+  return ORIGFILE(pFile)->pMethods->xCheckReservedLock(ORIGFILE(pFile),
+                                                         pResOut);
+}
+static int lsFileControl(sqlite3_file *pFile, int op, void *pArg) {
+  int rc = ORIGFILE(pFile)->pMethods->xFileControl(ORIGFILE(pFile), op, pArg);
+  if (rc == SQLITE_OK && op == SQLITE_FCNTL_VFSNAME && pArg) {
+    *(char **)pArg = sqlite3_mprintf("litestream/%z", *(char **)pArg);
+  }
+  return rc;
+}
+static int lsSectorSize(sqlite3_file *pFile) {
+  return ORIGFILE(pFile)->pMethods->xSectorSize(ORIGFILE(pFile));
+}
+static int lsDeviceCharacteristics(sqlite3_file *pFile) {
+  return ORIGFILE(pFile)->pMethods->xDeviceCharacteristics(ORIGFILE(pFile));
+}
+static int lsShmMap(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
+                    void volatile **pp) {
+  return ORIGFILE(pFile)->pMethods->xShmMap(ORIGFILE(pFile), iPg, pgsz,
+                                            bExtend, pp);
+}
+
+static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
+  lsFile *p = (lsFile *)pFile;
+  sqlite3_file *o = ORIGFILE(pFile);
+  lsDb *d = p->pDb;
+  int rc;
+  if (lsForked || ofst != 0 || (flags & SQLITE_SHM_EXCLUSIVE) == 0) {
+    return o->pMethods->xShmLock(o, ofst, n, flags);
+  }
+  if (flags & SQLITE_SHM_UNLOCK) {
+    /* Commit boundary: announce before the real unlock so no other writer
+    ** can restart the WAL between the two. */
+    if (d->walDirty) {
+      pthread_mutex_lock(&d->mu);
+      d->walDirty = 0;
+      d->ev.announced++;
+      lsEventLocked(d);
+      pthread_mutex_unlock(&d->mu);
+    }
+    d->walWriteHeld = 0;
+    return o->pMethods->xShmLock(o, ofst, n, flags);
+  }
+  rc = o->pMethods->xShmLock(o, ofst, n, flags);
+  if (rc == SQLITE_OK) d->walWriteHeld = 1;
+  return rc;
+}
+
+static void lsShmBarrier(sqlite3_file *pFile) {
+  ORIGFILE(pFile)->pMethods->xShmBarrier(ORIGFILE(pFile));
+}
+static int lsShmUnmap(sqlite3_file *pFile, int deleteFlag) {
+  return ORIGFILE(pFile)->pMethods->xShmUnmap(ORIGFILE(pFile), deleteFlag);
+}
+static int lsFetch(sqlite3_file *pFile, sqlite3_int64 iOfst, int iAmt,
+                   void **pp) {
+  sqlite3_file *o = ORIGFILE(pFile);
+  if (o->pMethods->iVersion < 3) {
+    *pp = 0;
+    return SQLITE_OK;
+  }
+  return o->pMethods->xFetch(o, iOfst, iAmt, pp);
+}
+static int lsUnfetch(sqlite3_file *pFile, sqlite3_int64 iOfst, void *pPage) {
+  sqlite3_file *o = ORIGFILE(pFile);
+  if (o->pMethods->iVersion < 3) return SQLITE_OK;
+  return o->pMethods->xUnfetch(o, iOfst, pPage);
+}
+
+static const sqlite3_io_methods lsIoMethods = {
+    3, /* iVersion */
+    lsClose, lsRead, lsWrite, lsTruncate, lsSync, lsFileSize, lsLock, lsUnlock,
+    lsCheckReservedLock, lsFileControl, lsSectorSize, lsDeviceCharacteristics,
+    lsShmMap, lsShmLock, lsShmBarrier, lsShmUnmap, lsFetch, lsUnfetch};
+
+/* ---------- vfs methods ---------- */
+
+/* lsParams joins the URI parameters of a main-db filename as
+** "key\x1fvalue\x1e" records for Go. Returns a sqlite3_malloc'd string. */
+static char *lsParams(const char *zName) {
+  sqlite3_str *s = sqlite3_str_new(0);
+  int i;
+  for (i = 0;; i++) {
+    const char *zKey = sqlite3_uri_key(zName, i);
+    const char *zVal;
+    if (zKey == 0) break;
+    zVal = sqlite3_uri_parameter(zName, zKey);
+    sqlite3_str_appendf(s, "%s\x1f%s\x1e", zKey, zVal ? zVal : "");
+  }
+  return sqlite3_str_finish(s);
+}
+
+static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
+                  int flags, int *pOutFlags) {
+  lsFile *p = (lsFile *)pFile;
+  lsDb *d = 0;
+  int rc;
+  (void)pVfs;
+  if (lsForked || zName == 0 ||
+      (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) == 0) {
+    return pOrigVfs->xOpen(pOrigVfs, zName, pFile, flags, pOutFlags);
+  }
+  if (flags & SQLITE_OPEN_MAIN_DB) {
+    char *zParams = lsParams(zName);
+    char *zErr = 0;
+    d = lsDbGet(zName);
+    if (d == 0 || zParams == 0) {
+      sqlite3_free(zParams);
+      return SQLITE_NOMEM;
+    }
+    rc = goDBOpen(d, (char *)zName, zParams, &zErr);
+    sqlite3_free(zParams);
+    if (rc != SQLITE_OK) {
+      sqlite3_log(SQLITE_CANTOPEN, "litestream: %s: %s", zName,
+                  zErr ? zErr : "cannot open");
+      free(zErr);
+      return SQLITE_CANTOPEN;
+    }
+  } else {
+    d = lsDbForWal(zName);
+    if (d == 0) return pOrigVfs->xOpen(pOrigVfs, zName, pFile, flags, pOutFlags);
+  }
+  memset(p, 0, sizeof(*p));
+  rc = pOrigVfs->xOpen(pOrigVfs, zName, ORIGFILE(pFile), flags, pOutFlags);
+  if (rc != SQLITE_OK) {
+    if (ORIGFILE(pFile)->pMethods) {
+      ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));
+    }
+    return rc;
+  }
+  p->kind = (flags & SQLITE_OPEN_MAIN_DB) ? LS_MAIN : LS_WAL;
+  p->pDb = d;
+  p->base.pMethods = &lsIoMethods;
+  lsCount(d, p->kind == LS_WAL ? &d->ev.nWalOpen : &d->ev.nConn, 1);
+  return SQLITE_OK;
+}
+
+static int lsDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir) {
+  (void)pVfs;
+  if (!lsForked && zName) {
+    lsDb *d = lsDbForWal(zName);
+    if (d) lsGate(d);
+  }
+  return pOrigVfs->xDelete(pOrigVfs, zName, syncDir);
+}
+static int lsAccess(sqlite3_vfs *pVfs, const char *zName, int flags,
+                    int *pResOut) {
+  (void)pVfs;
+  return pOrigVfs->xAccess(pOrigVfs, zName, flags, pResOut);
+}
+static int lsFullPathname(sqlite3_vfs *pVfs, const char *zName, int nOut,
+                          char *zOut) {
+  (void)pVfs;
+  return pOrigVfs->xFullPathname(pOrigVfs, zName, nOut, zOut);
+}
+static void *lsDlOpen(sqlite3_vfs *pVfs, const char *zPath) {
+  (void)pVfs;
+  return pOrigVfs->xDlOpen(pOrigVfs, zPath);
+}
+static void lsDlError(sqlite3_vfs *pVfs, int nByte, char *zErrMsg) {
+  (void)pVfs;
+  pOrigVfs->xDlError(pOrigVfs, nByte, zErrMsg);
+}
+static void (*lsDlSym(sqlite3_vfs *pVfs, void *p, const char *zSym))(void) {
+  (void)pVfs;
+  return pOrigVfs->xDlSym(pOrigVfs, p, zSym);
+}
+static void lsDlClose(sqlite3_vfs *pVfs, void *pHandle) {
+  (void)pVfs;
+  pOrigVfs->xDlClose(pOrigVfs, pHandle);
+}
+static int lsRandomness(sqlite3_vfs *pVfs, int nByte, char *zBufOut) {
+  (void)pVfs;
+  return pOrigVfs->xRandomness(pOrigVfs, nByte, zBufOut);
+}
+static int lsSleep(sqlite3_vfs *pVfs, int nMicro) {
+  (void)pVfs;
+  return pOrigVfs->xSleep(pOrigVfs, nMicro);
+}
+static int lsCurrentTime(sqlite3_vfs *pVfs, double *pTimeOut) {
+  (void)pVfs;
+  return pOrigVfs->xCurrentTime(pOrigVfs, pTimeOut);
+}
+static int lsGetLastError(sqlite3_vfs *pVfs, int a, char *b) {
+  (void)pVfs;
+  return pOrigVfs->xGetLastError(pOrigVfs, a, b);
+}
+static int lsCurrentTimeInt64(sqlite3_vfs *pVfs, sqlite3_int64 *p) {
+  (void)pVfs;
+  return pOrigVfs->xCurrentTimeInt64(pOrigVfs, p);
+}
+static int lsSetSystemCall(sqlite3_vfs *pVfs, const char *zName,
+                           sqlite3_syscall_ptr pCall) {
+  (void)pVfs;
+  return pOrigVfs->xSetSystemCall(pOrigVfs, zName, pCall);
+}
+static sqlite3_syscall_ptr lsGetSystemCall(sqlite3_vfs *pVfs,
+                                           const char *zName) {
+  (void)pVfs;
+  return pOrigVfs->xGetSystemCall(pOrigVfs, zName);
+}
+static const char *lsNextSystemCall(sqlite3_vfs *pVfs, const char *zName) {
+  (void)pVfs;
+  return pOrigVfs->xNextSystemCall(pOrigVfs, zName);
+}
+
+/* ---------- process hooks ---------- */
+
+/* After fork() the child's Go runtime is unusable: pass everything through. */
+static void lsAtForkChild(void) { lsForked = 1; }
+
+static void lsAtExit(void) {
+  lsDb *p;
+  if (lsForked) return;
+  goAtExit();
+  pthread_mutex_lock(&lsGlobalMu);
+  for (p = lsDbList; p; p = p->pNext) {
+    pthread_mutex_lock(&p->mu);
+    p->ev.shutdown = 1;
+    lsEventLocked(p);
+    pthread_cond_broadcast(&p->appCond);
+    pthread_cond_broadcast(&p->goCond);
+    pthread_mutex_unlock(&p->mu);
+  }
+  pthread_mutex_unlock(&lsGlobalMu);
+}
+
+static int lsRegisterVfs(char **pzErrMsg) {
+  sqlite3_vfs *pExisting = sqlite3_vfs_find(LS_VFS_NAME);
+  sqlite3_vfs *pDefault;
+  const char *zDefault = getenv("LITESTREAM_VFS_DEFAULT");
+  if (pExisting) {
+    if (pExisting != &lsVfs) {
+      *pzErrMsg = sqlite3_mprintf(
+          "litestream: another copy of the extension already registered "
+          "the \"%s\" VFS", LS_VFS_NAME);
+      return SQLITE_ERROR;
+    }
+    return SQLITE_OK; /* second load of this copy: nothing to do */
+  }
+  pDefault = sqlite3_vfs_find(0);
+  if (pDefault == 0) return SQLITE_ERROR;
+  pOrigVfs = pDefault;
+  memset(&lsVfs, 0, sizeof(lsVfs));
+  lsVfs.iVersion = pDefault->iVersion < 3 ? pDefault->iVersion : 3;
+  lsVfs.szOsFile = (int)sizeof(lsFile) + pDefault->szOsFile;
+  lsVfs.mxPathname = pDefault->mxPathname;
+  lsVfs.zName = LS_VFS_NAME;
+  lsVfs.xOpen = lsOpen;
+  lsVfs.xDelete = lsDelete;
+  lsVfs.xAccess = lsAccess;
+  lsVfs.xFullPathname = lsFullPathname;
+  lsVfs.xDlOpen = lsDlOpen;
+  lsVfs.xDlError = lsDlError;
+  lsVfs.xDlSym = lsDlSym;
+  lsVfs.xDlClose = lsDlClose;
+  lsVfs.xRandomness = lsRandomness;
+  lsVfs.xSleep = lsSleep;
+  lsVfs.xCurrentTime = lsCurrentTime;
+  lsVfs.xGetLastError = lsGetLastError;
+  if (lsVfs.iVersion >= 2) lsVfs.xCurrentTimeInt64 = lsCurrentTimeInt64;
+  if (lsVfs.iVersion >= 3) {
+    lsVfs.xSetSystemCall = lsSetSystemCall;
+    lsVfs.xGetSystemCall = lsGetSystemCall;
+    lsVfs.xNextSystemCall = lsNextSystemCall;
+  }
+  {
+    const char *zTimeout = getenv("LITESTREAM_GATE_TIMEOUT_MS");
+    if (zTimeout) ls_set_gate_timeout_ms(atoi(zTimeout));
+  }
+  pthread_atfork(0, 0, lsAtForkChild);
+  atexit(lsAtExit);
+  return sqlite3_vfs_register(&lsVfs, zDefault && strcmp(zDefault, "1") == 0);
+}
+
+/* ---------- SQL functions ---------- */
+
+static void lsSyncFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  const char *zPath = sqlite3_db_filename(db, "main");
+  int timeoutMs = 30000;
+  long long txid = 0;
+  char *zErr = 0;
+  if (argc > 0 && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+    timeoutMs = sqlite3_value_int(argv[0]);
+  }
+  if (goSync((char *)(zPath ? zPath : ""), timeoutMs, &txid, &zErr) != 0) {
+    sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync failed", -1);
+    free(zErr);
+    return;
+  }
+  sqlite3_result_int64(ctx, txid);
+}
+
+static void lsStatusFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  const char *zPath = sqlite3_db_filename(db, "main");
+  char *zJson;
+  (void)argc;
+  (void)argv;
+  zJson = goStatus((char *)(zPath ? zPath : ""));
+  if (zJson == 0) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, zJson, -1, free);
+}
+
+static int lsRegisterFunctions(sqlite3 *db) {
+  int rc = sqlite3_create_function_v2(db, "litestream_sync", 1, SQLITE_UTF8, 0,
+                                      lsSyncFunc, 0, 0, 0);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_create_function_v2(db, "litestream_sync", 0, SQLITE_UTF8, 0,
+                                    lsSyncFunc, 0, 0, 0);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_create_function_v2(db, "litestream_status", 0, SQLITE_UTF8, 0,
+                                    lsStatusFunc, 0, 0, 0);
+  }
+  return rc;
+}
+
+static int lsAutoInit(sqlite3 *db, char **pzErrMsg,
+                      const sqlite3_api_routines *pApi) {
+  (void)pzErrMsg;
+  (void)pApi;
+  return lsRegisterFunctions(db);
+}
+
+/* ---------- entry points ---------- */
+
+__attribute__((visibility("default"))) int sqlite3_litestreamvfs_init(
+    sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
+  int rc;
+  SQLITE_EXTENSION_INIT2(pApi);
+  if (sqlite3_libversion_number() < LS_MIN_SQLITE) {
+    *pzErrMsg = sqlite3_mprintf(
+        "litestream: SQLite %s is too old, need 3.31.0 or newer",
+        sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
+  pthread_mutex_lock(&lsGlobalMu);
+  rc = lsRegisterVfs(pzErrMsg);
+  pthread_mutex_unlock(&lsGlobalMu);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_auto_extension((void (*)(void))lsAutoInit);
+  if (rc == SQLITE_OK) rc = lsRegisterFunctions(db);
+  if (rc == SQLITE_OK) goLoaded(sqlite3_libversion_number());
+  return rc == SQLITE_OK ? SQLITE_OK_LOAD_PERMANENTLY : rc;
+}
+
+__attribute__((visibility("default"))) int sqlite3_extension_init(
+    sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
+  return sqlite3_litestreamvfs_init(db, pzErrMsg, pApi);
+}

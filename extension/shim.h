@@ -1,0 +1,45 @@
+/*
+** shim.h: the C side of the litestream VFS, shared between shim.c and the
+** cgo glue. The shim wraps the default VFS, watches WAL writes and the
+** WAL_WRITE shm lock, and hands "a transaction was committed" to Go through
+** counters and a condition variable: no Go code runs on the commit path.
+*/
+#ifndef LITESTREAM_SHIM_H
+#define LITESTREAM_SHIM_H
+
+#include <stdint.h>
+
+typedef struct lsDb lsDb;
+
+/* lsEvents is a copy of one database's counters, taken under its mutex. */
+typedef struct lsEvents {
+  uint64_t announced;        /* commits announced at WAL_WRITE unlock */
+  uint64_t restarts;         /* WAL header rewrites, truncates, deletes passed */
+  uint64_t gateTimeouts;     /* gates that gave up waiting for Go */
+  uint64_t nonWalWrites;     /* main-db writes while no WAL was open */
+  uint64_t exclusiveWrites;  /* WAL writes without the WAL_WRITE shm lock */
+  uint64_t snapshotBroken;   /* db writes let through during a snapshot */
+  int nWalOpen;              /* WAL handles open now */
+  int nConn;                 /* main-db handles open now */
+  int gateWaiters;           /* app threads waiting at a gate */
+  int shutdown;              /* the process is exiting */
+} lsEvents;
+
+/* Called by Go. */
+/* ls_wait blocks until the event version differs from seenVer, an app
+** thread waits at a gate, the process exits, or timeoutMs passes (<0: no
+** timeout). It copies the counters to out and returns the version. */
+uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, lsEvents *out);
+void ls_ack(lsDb *p, uint64_t seq);
+void ls_set_attached(lsDb *p, int attached);
+void ls_snapshot_begin(lsDb *p);
+void ls_snapshot_end(lsDb *p);
+void ls_get_events(lsDb *p, lsEvents *out);
+void *ls_dbfile_open(const char *zPath, int *pRc);
+int ls_dbfile_read(void *pFile, void *buf, int n, int64_t off);
+int ls_dbfile_size(void *pFile, int64_t *pSize);
+void ls_dbfile_close(void *pFile);
+void ls_log(int code, const char *zMsg);
+void ls_set_gate_timeout_ms(int ms);
+
+#endif

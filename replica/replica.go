@@ -1,0 +1,70 @@
+// Package replica defines the interface every replica backend (a local
+// directory, S3) implements, and the object layout they share.
+//
+// Layout (after Litestream 0.5): LTX files live under a level directory and
+// are named by their TXID range, ltx.FormatFilename(min, max) =
+// "%016x-%016x.ltx". Level 0 holds one file per shipped transaction (or a
+// merged run of consecutive transactions); SnapshotLevel holds full-database
+// snapshots (MinTXID 1).
+package replica
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path"
+	"strconv"
+
+	"github.com/superfly/ltx"
+)
+
+// SnapshotLevel is the level that holds full snapshots, as in Litestream 0.5.
+const SnapshotLevel = 9
+
+// MaxLevel is the highest level a client accepts.
+const MaxLevel = SnapshotLevel
+
+var (
+	// ErrNotFound is returned (wrapped) when an LTX file does not exist.
+	ErrNotFound = errors.New("ltx file not found")
+	// ErrInvalidURL is returned (wrapped) for a replica URL that cannot be used.
+	ErrInvalidURL = errors.New("invalid replica url")
+	// ErrInvalidLevel is returned (wrapped) for a level outside 0..MaxLevel.
+	ErrInvalidLevel = errors.New("invalid ltx level")
+)
+
+// LTXFilePath returns the slash-separated path of an LTX file relative to
+// the replica root, "ltx/<level decimal>/<min>-<max>.ltx". Backends that
+// store files under this layout use it; error messages name files by it.
+func LTXFilePath(level int, minTXID, maxTXID ltx.TXID) string {
+	return path.Join("ltx", strconv.Itoa(level), ltx.FormatFilename(minTXID, maxTXID))
+}
+
+// Client stores and retrieves LTX files. Implementations must be safe for
+// concurrent use.
+type Client interface {
+	// Type names the backend: "file" or "s3".
+	Type() string
+
+	// String returns the replica URL without secrets.
+	String() string
+
+	// LTXFiles returns the files at level, ordered by MinTXID then MaxTXID.
+	// An empty or missing replica returns an empty slice and no error.
+	// Size and CreatedAt are filled; checksums are left zero.
+	// A level outside 0..MaxLevel returns an error wrapping ErrInvalidLevel.
+	LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error)
+
+	// OpenLTXFile opens the file at level covering [minTXID, maxTXID].
+	// Returns an error wrapping ErrNotFound if it does not exist.
+	OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error)
+
+	// WriteLTXFile stores r as the file at level covering [minTXID,
+	// maxTXID]. The object becomes visible atomically and durably only when
+	// complete; writing the same range again replaces it with identical
+	// content (deterministic names make retries idempotent).
+	WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error)
+
+	// DeleteLTXFiles removes the given files; missing files are not an error.
+	DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error
+}

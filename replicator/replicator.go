@@ -1,0 +1,457 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/superfly/ltx"
+)
+
+var (
+	// ErrNotInitialized is returned by Append before a snapshot or a
+	// successful Reconcile has set the page checksum table.
+	ErrNotInitialized = errors.New("replicator has no base state")
+	// ErrPageSizeChanged is returned by Append when the page size differs
+	// from the base state's; the caller must snapshot.
+	ErrPageSizeChanged = errors.New("page size changed")
+)
+
+// Options configure a Replicator.
+type Options struct {
+	SpoolDir string       // local directory for spooled LTX files
+	Logger   *slog.Logger // nil: slog.Default()
+	// RetryMin and RetryMax bound the upload retry backoff.
+	RetryMin, RetryMax time.Duration
+}
+
+// Replicator builds LTX files for one database. Append, Snapshot and
+// Reconcile must be called from one goroutine; the rest is safe for
+// concurrent use.
+type Replicator struct {
+	client replica.Client
+	spool  spool
+	logger *slog.Logger
+	opts   Options
+
+	crcs *pageChecksums // nil until a base state is known; owned by the capture goroutine
+
+	mu         sync.Mutex
+	changed    chan struct{} // closed and replaced on every change of state
+	pos        ltx.Pos       // last spooled (local) position
+	replicated ltx.Pos       // last position in the replica
+	pending    []*spoolEntry
+	lastErr    error
+	lastErrAt  time.Time
+	errActive  bool // lastErr has not been followed by a successful upload
+	uploads    int64
+
+	wake   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Replicator shipping to client.
+func New(client replica.Client, opts Options) *Replicator {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 50 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 5 * time.Second
+	}
+	return &Replicator{
+		client:  client,
+		spool:   spool{dir: opts.SpoolDir},
+		logger:  opts.Logger,
+		opts:    opts,
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// Open loads the spool and the replica's last position. The local position
+// is the later of the two.
+func (r *Replicator) Open(ctx context.Context) error {
+	entries, err := r.spool.load()
+	if err != nil {
+		return err
+	}
+	repPos, err := r.replicaPos(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.replicated = repPos
+	r.pos = repPos
+	r.pending = r.pending[:0]
+	for _, e := range entries {
+		if e.MaxTXID <= repPos.TXID {
+			_ = r.spool.remove(e) // already shipped before a crash
+			continue
+		}
+		r.pending = append(r.pending, e)
+		r.pos = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
+	}
+	return nil
+}
+
+// replicaPos returns the position of the newest file in the replica.
+func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {
+	var best *ltx.FileInfo
+	for _, level := range []int{0, replica.SnapshotLevel} {
+		infos, err := r.client.LTXFiles(ctx, level)
+		if err != nil {
+			return ltx.Pos{}, fmt.Errorf("list replica level %d: %w", level, err)
+		}
+		if n := len(infos); n > 0 && (best == nil || infos[n-1].MaxTXID > best.MaxTXID) {
+			best = infos[n-1]
+		}
+	}
+	if best == nil {
+		return ltx.Pos{}, nil
+	}
+	rc, err := r.client.OpenLTXFile(ctx, best.Level, best.MinTXID, best.MaxTXID)
+	if err != nil {
+		return ltx.Pos{}, fmt.Errorf("open replica file: %w", err)
+	}
+	defer rc.Close()
+	post, err := trailerOf(rc)
+	if err != nil {
+		return ltx.Pos{}, fmt.Errorf("read replica file %s: %w", ltx.FormatFilename(best.MinTXID, best.MaxTXID), err)
+	}
+	return ltx.Pos{TXID: best.MaxTXID, PostApplyChecksum: post}, nil
+}
+
+// Start launches the uploader.
+func (r *Replicator) Start(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.uploadLoop(ctx)
+	}()
+}
+
+// Close stops the uploader; spooled files stay for the next Open.
+func (r *Replicator) Close() error {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	return nil
+}
+
+// Initialized reports whether a base state is known, so Append can run.
+func (r *Replicator) Initialized() bool { return r.crcs != nil }
+
+// Reset forgets the base state; the next capture must snapshot.
+func (r *Replicator) Reset() { r.crcs = nil }
+
+// Pos returns the last spooled position.
+func (r *Replicator) Pos() ltx.Pos {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pos
+}
+
+func (r *Replicator) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// scan reads every page of the state and returns its checksum table.
+func scan(pageSize, commit uint32, read PageReader) (*pageChecksums, error) {
+	c := &pageChecksums{pageSize: pageSize, commit: commit, crcs: make([]ltx.Checksum, commit)}
+	buf := make([]byte, pageSize)
+	lock := ltx.LockPgno(pageSize)
+	h := ltx.NewHasher()
+	for pgno := uint32(1); pgno <= commit; pgno++ {
+		if pgno == lock {
+			continue
+		}
+		if err := read(pgno, buf); err != nil {
+			return nil, fmt.Errorf("read page %d: %w", pgno, err)
+		}
+		c.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
+	}
+	return c, nil
+}
+
+// Reconcile reads the database state and, if its checksum equals the last
+// spooled position's, adopts it as the base state so capture resumes
+// without a snapshot. It reports whether it matched.
+func (r *Replicator) Reconcile(pageSize, commit uint32, read PageReader) (bool, error) {
+	pos := r.Pos()
+	if pos.TXID == 0 || commit == 0 {
+		return false, nil
+	}
+	c, err := scan(pageSize, commit, read)
+	if err != nil {
+		return false, err
+	}
+	if c.Checksum() != pos.PostApplyChecksum {
+		return false, nil
+	}
+	r.crcs = c
+	return true, nil
+}
+
+// Snapshot writes the whole state as a snapshot (MinTXID 1) at the snapshot
+// level with the next TXID, and makes it the base state.
+func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, ts time.Time) (ltx.TXID, error) {
+	if commit == 0 {
+		return 0, fmt.Errorf("snapshot: empty database")
+	}
+	txid := r.Pos().TXID + 1
+	c := &pageChecksums{pageSize: pageSize, commit: commit, crcs: make([]ltx.Checksum, commit)}
+	hdr := ltx.Header{
+		Version:   ltx.Version,
+		PageSize:  pageSize,
+		Commit:    commit,
+		MinTXID:   1,
+		MaxTXID:   txid,
+		Timestamp: ts.UnixMilli(),
+	}
+	lock := ltx.LockPgno(pageSize)
+	pgnos := func(yield func(uint32) bool) {
+		for pgno := uint32(1); pgno <= commit; pgno++ {
+			if pgno != lock && !yield(pgno) {
+				return
+			}
+		}
+	}
+	e, err := r.write(replica.SnapshotLevel, hdr, pgnos, read, c)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	r.crcs = c
+	r.added(e)
+	r.logger.Info("snapshot spooled", "txid", txid, "pages", commit, "bytes", e.Size)
+	return txid, nil
+}
+
+// Append spools n consecutive committed transactions as one LTX file at
+// level 0 with TXIDs pos+1..pos+n. pgnos lists the pages they changed in
+// ascending order (pages past commit are skipped); commit is the db size
+// after the last of them.
+func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read PageReader, ts time.Time) (ltx.TXID, error) {
+	if r.crcs == nil {
+		return 0, ErrNotInitialized
+	}
+	if r.crcs.pageSize != pageSize {
+		return 0, ErrPageSizeChanged
+	}
+	pos := r.Pos()
+	hdr := ltx.Header{
+		Version:          ltx.Version,
+		PageSize:         pageSize,
+		Commit:           commit,
+		MinTXID:          pos.TXID + 1,
+		MaxTXID:          pos.TXID + ltx.TXID(n),
+		Timestamp:        ts.UnixMilli(),
+		PreApplyChecksum: pos.PostApplyChecksum,
+	}
+	lock := ltx.LockPgno(pageSize)
+	seq := func(yield func(uint32) bool) {
+		for _, pgno := range pgnos {
+			if pgno <= commit && pgno != lock && !yield(pgno) {
+				return
+			}
+		}
+	}
+	c := r.crcs.clone()
+	c.truncate(commit)
+	e, err := r.write(0, hdr, seq, read, c)
+	if err != nil {
+		return 0, err
+	}
+	r.crcs = c
+	r.added(e)
+	return hdr.MaxTXID, nil
+}
+
+// write encodes one LTX file into the spool, updating c with every page.
+func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bool), read PageReader, c *pageChecksums) (*spoolEntry, error) {
+	f, err := r.spool.create(level)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := ltx.NewEncoder(f)
+	if err != nil {
+		abort(f)
+		return nil, fmt.Errorf("new encoder: %w", err)
+	}
+	if err := enc.EncodeHeader(hdr); err != nil {
+		abort(f)
+		return nil, fmt.Errorf("encode header: %w", err)
+	}
+	buf := make([]byte, hdr.PageSize)
+	h := ltx.NewHasher()
+	for pgno := range pgnos {
+		if err = read(pgno, buf); err != nil {
+			err = fmt.Errorf("read page %d: %w", pgno, err)
+			break
+		}
+		if err = enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
+			err = fmt.Errorf("encode page %d: %w", pgno, err)
+			break
+		}
+		c.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
+	}
+	if err != nil {
+		abort(f)
+		return nil, err
+	}
+	enc.SetPostApplyChecksum(c.Checksum())
+	if err := enc.Close(); err != nil {
+		abort(f)
+		return nil, fmt.Errorf("close encoder: %w", err)
+	}
+	e := &spoolEntry{Level: level, MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID, Post: c.Checksum(), Size: enc.N()}
+	if err := r.spool.commit(f, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (r *Replicator) added(e *spoolEntry) {
+	r.mu.Lock()
+	r.pending = append(r.pending, e)
+	sortEntries(r.pending)
+	r.pos = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
+	r.notifyLocked()
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Replicator) uploadLoop(ctx context.Context) {
+	backoff := r.opts.RetryMin
+	for {
+		r.mu.Lock()
+		var next *spoolEntry
+		if len(r.pending) > 0 {
+			next = r.pending[0]
+		}
+		r.mu.Unlock()
+		if next == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.wake:
+			}
+			continue
+		}
+		if err := r.upload(ctx, next); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.setError(err)
+			r.logger.Warn("upload failed", "file", ltx.FormatFilename(next.MinTXID, next.MaxTXID), "retry_in", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, r.opts.RetryMax)
+			continue
+		}
+		backoff = r.opts.RetryMin
+	}
+}
+
+func (r *Replicator) upload(ctx context.Context, e *spoolEntry) error {
+	f, err := os.Open(e.path)
+	if err != nil {
+		return fmt.Errorf("open spool file: %w", err)
+	}
+	_, err = r.client.WriteLTXFile(ctx, e.Level, e.MinTXID, e.MaxTXID, f)
+	_ = f.Close()
+	if err != nil {
+		return fmt.Errorf("write %s to replica: %w", ltx.FormatFilename(e.MinTXID, e.MaxTXID), err)
+	}
+	if err := r.spool.remove(e); err != nil {
+		r.logger.Warn("remove spool file", "err", err)
+	}
+	r.mu.Lock()
+	r.pending = r.pending[1:]
+	if e.MaxTXID > r.replicated.TXID {
+		r.replicated = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
+	}
+	r.uploads++
+	r.errActive = false
+	r.notifyLocked()
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Replicator) setError(err error) {
+	r.mu.Lock()
+	r.lastErr, r.lastErrAt, r.errActive = err, time.Now(), true
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
+// WaitReplicated blocks until the replica holds txid or ctx ends.
+func (r *Replicator) WaitReplicated(ctx context.Context, txid ltx.TXID) error {
+	for {
+		r.mu.Lock()
+		done, ch := r.replicated.TXID >= txid, r.changed
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Status is a point-in-time view of the replicator.
+type Status struct {
+	Replica        string
+	LocalTXID      ltx.TXID
+	ReplicatedTXID ltx.TXID
+	PendingFiles   int
+	PendingTXNs    int64
+	PendingBytes   int64
+	Uploads        int64
+	LastError      string
+	LastErrorAt    time.Time
+	ErrorActive    bool // the last upload attempt failed
+}
+
+// Status returns the current status.
+func (r *Replicator) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{
+		Replica:        r.client.String(),
+		LocalTXID:      r.pos.TXID,
+		ReplicatedTXID: r.replicated.TXID,
+		PendingFiles:   len(r.pending),
+		PendingTXNs:    int64(r.pos.TXID - r.replicated.TXID),
+		Uploads:        r.uploads,
+	}
+	for _, e := range r.pending {
+		st.PendingBytes += e.Size
+	}
+	if r.lastErr != nil {
+		st.LastError, st.LastErrorAt = r.lastErr.Error(), r.lastErrAt
+	}
+	st.ErrorActive = r.errActive
+	return st
+}

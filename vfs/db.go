@@ -1,0 +1,476 @@
+package vfs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replicator"
+	"github.com/superfly/ltx"
+)
+
+// States reported by Status.
+const (
+	StateOK             = "ok"
+	StateBehind         = "behind"
+	StateError          = "error"
+	StateNeedsSnapshot  = "needs-snapshot"
+	StateNotReplicating = "not-replicating"
+)
+
+var (
+	// ErrNotReplicating is returned by Sync when the database cannot be
+	// replicated (journal mode, locking mode, another process).
+	ErrNotReplicating = errors.New("not replicating")
+)
+
+// reasonEmpty is the status reason of a database with no pages yet.
+const reasonEmpty = "empty database, not in WAL mode yet"
+
+// maxBatchBytes bounds the WAL frames read into one LTX file.
+const maxBatchBytes = 64 << 20
+
+// Config describes one database.
+type Config struct {
+	Path     string         // main database file, as SQLite names it
+	Replica  replica.Client // where LTX files go
+	StateDir string         // spool and lock; default Path + "-litestream"
+	Host     Host
+	Logger   *slog.Logger
+}
+
+// DB replicates one database. Safe for concurrent use.
+type DB struct {
+	cfg    Config
+	host   Host
+	rep    *replicator.Replicator
+	fol    *Follower
+	logger *slog.Logger
+	lock   *os.File
+
+	// Owned by the capture goroutine.
+	seen         Events
+	genRestarts  uint64 // Restarts when the followed generation was adopted
+	exclusive    bool
+	needSnapshot bool
+	opened       bool
+
+	mu        sync.Mutex
+	changed   chan struct{}
+	captured  uint64 // announced commits captured into the spool
+	reason    string // why the database is not replicating, if it is not
+	lastErr   error
+	lastErrAt time.Time
+	pending   bool // a snapshot is owed
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open prepares replication of one database: it creates the state directory
+// and takes the per-database replication lock. A database whose lock is
+// held by another process is opened in the not-replicating state.
+func Open(cfg Config) (*DB, error) {
+	if cfg.StateDir == "" {
+		cfg.StateDir = cfg.Path + "-litestream"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	db := &DB{
+		cfg:     cfg,
+		host:    cfg.Host,
+		fol:     NewFollower(cfg.Path + "-wal"),
+		logger:  cfg.Logger.With("db", cfg.Path),
+		changed: make(chan struct{}),
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.StateDir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		owner, _ := io.ReadAll(io.LimitReader(lock, 32))
+		_ = lock.Close()
+		db.reason = fmt.Sprintf("another process (pid %s) replicates this database", string(owner))
+		db.logger.Warn("not replicating", "reason", db.reason)
+		return db, nil
+	}
+	_ = lock.Truncate(0)
+	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	db.lock = lock
+	db.rep = replicator.New(cfg.Replica, replicator.Options{
+		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
+		Logger:   db.logger,
+	})
+	return db, nil
+}
+
+// Replicating reports whether this process replicates the database.
+func (db *DB) Replicating() bool { return db.rep != nil }
+
+// Start launches capture and upload.
+func (db *DB) Start(ctx context.Context) {
+	if db.rep == nil {
+		return
+	}
+	ctx, db.cancel = context.WithCancel(ctx)
+	db.host.SetAttached(true)
+	db.rep.Start(ctx)
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		db.loop(ctx)
+	}()
+}
+
+// Close stops the goroutines. Spooled files stay for the next open.
+func (db *DB) Close() error {
+	if db.cancel != nil {
+		db.cancel()
+	}
+	db.host.SetAttached(false)
+	db.wg.Wait()
+	var err error
+	if db.rep != nil {
+		err = db.rep.Close()
+	}
+	_ = db.fol.Close()
+	if db.lock != nil {
+		_ = db.lock.Close()
+	}
+	return err
+}
+
+func (db *DB) loop(ctx context.Context) {
+	var ver uint64
+	ev := db.host.Events()
+	retry := time.Duration(-1)
+	for {
+		err := db.step(ctx, ev)
+		if err != nil {
+			db.setError(err)
+			db.logger.Warn("capture failed", "err", err)
+			retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
+		} else {
+			retry = -1
+		}
+		if ctx.Err() != nil || ev.Shutdown {
+			return
+		}
+		ver, ev = db.host.Wait(ver, retry)
+	}
+}
+
+// step handles whatever happened since the last step. It always
+// acknowledges the announced commits: the gate must not wait for a
+// replicator that failed; a failure instead owes a snapshot.
+func (db *DB) step(ctx context.Context, ev Events) (err error) {
+	seq := ev.Announced
+	defer func() {
+		if err != nil {
+			db.needSnapshot = true
+		}
+		db.host.Ack(seq)
+		db.done(seq, err)
+		db.seen = ev
+	}()
+	if !db.opened {
+		if err := db.rep.Open(ctx); err != nil {
+			return fmt.Errorf("open replicator: %w", err)
+		}
+		db.opened = true
+	}
+	if ev.GateTimeouts != db.seen.GateTimeouts || ev.SnapshotBroken != db.seen.SnapshotBroken {
+		db.needSnapshot = true
+	}
+	if ev.ExclusiveWrites != db.seen.ExclusiveWrites && !db.exclusive {
+		db.exclusive = true
+		db.logger.Warn("not replicating: locking_mode=EXCLUSIVE keeps the WAL index private; commits cannot be observed")
+	}
+	if db.exclusive {
+		if ev.WALOpen > 0 {
+			db.setReason("locking_mode=EXCLUSIVE: commits cannot be observed", false)
+			return nil
+		}
+		db.exclusive = false
+		db.needSnapshot = true
+	}
+	if ev.NonWALWrites != db.seen.NonWALWrites {
+		db.needSnapshot = true
+	}
+	if ev.WALOpen == 0 {
+		wal, empty, err := db.walMode()
+		if err != nil {
+			return err
+		}
+		if empty {
+			db.setReason(reasonEmpty, false)
+			return nil
+		}
+		if !wal {
+			db.setReason("journal_mode is not WAL: only WAL databases are replicated", true)
+			db.needSnapshot = true
+			return nil
+		}
+	}
+	db.setReason("", false)
+	if db.needSnapshot || !db.rep.Initialized() {
+		return db.snapshot(ev)
+	}
+	return db.follow(ev)
+}
+
+// walMode reports whether the database header says WAL (read/write
+// version 2), or that the database is still empty.
+func (db *DB) walMode() (wal, empty bool, err error) {
+	f, err := db.host.OpenDBFile()
+	if err != nil {
+		return false, false, fmt.Errorf("open db file: %w", err)
+	}
+	defer f.Close()
+	b := make([]byte, 20)
+	if _, err := f.ReadAt(b, 0); errors.Is(err, io.EOF) {
+		return false, true, nil
+	} else if err != nil {
+		return false, false, fmt.Errorf("read db header: %w", err)
+	}
+	if string(b[:16]) != "SQLite format 3\x00" {
+		return false, false, nil
+	}
+	return b[18] == 2 && b[19] == 2, false, nil
+}
+
+// adopt checks the WAL header and decides whether the follower may read on.
+// A new generation is legitimate only if the shim let a restart through
+// since the followed one was adopted (the gate made sure every commit of
+// the old one was captured first); anything else means frames may have been
+// lost, and a snapshot is owed.
+func (db *DB) adopt(ev Events) (bool, error) {
+	hdr, st, err := db.fol.CheckHeader()
+	if err != nil {
+		return false, err
+	}
+	switch st {
+	case WALSameGen:
+		return true, nil
+	case WALMissing, WALEmpty:
+		if db.fol.Following() {
+			if ev.Restarts == db.genRestarts {
+				return false, db.owe("the WAL was reset by another process")
+			}
+			db.fol.Unfollow()
+			db.genRestarts = ev.Restarts
+		}
+		return false, nil
+	default: // WALNewGeneration
+		if db.fol.Following() && ev.Restarts == db.genRestarts {
+			return false, db.owe("the WAL was restarted by another process")
+		}
+		db.fol.Follow(hdr)
+		db.genRestarts = ev.Restarts
+		return true, nil
+	}
+}
+
+func (db *DB) owe(why string) error {
+	db.needSnapshot = true
+	db.logger.Warn("snapshot needed", "reason", why)
+	return nil
+}
+
+// follow ships every committed transaction found in the WAL.
+func (db *DB) follow(ev Events) error {
+	ok, err := db.adopt(ev)
+	if err != nil || !ok {
+		if err == nil && db.needSnapshot {
+			return db.snapshot(ev)
+		}
+		return err
+	}
+	for {
+		txns, err := db.fol.ReadTxns(maxBatchBytes)
+		if err != nil {
+			return err
+		}
+		if len(txns) == 0 {
+			return nil
+		}
+		if err := db.append(txns); err != nil {
+			return err
+		}
+	}
+}
+
+// append spools txns as one LTX file.
+func (db *DB) append(txns []Txn) error {
+	pages := make(map[uint32]int64)
+	for _, t := range txns {
+		for pgno, off := range t.Pages {
+			pages[pgno] = off
+		}
+	}
+	pgnos := make([]uint32, 0, len(pages))
+	for pgno := range pages {
+		pgnos = append(pgnos, pgno)
+	}
+	sort.Slice(pgnos, func(i, j int) bool { return pgnos[i] < pgnos[j] })
+	read := func(pgno uint32, buf []byte) error {
+		_, err := db.fol.ReadAt(buf, pages[pgno])
+		return err
+	}
+	commit := txns[len(txns)-1].Commit
+	_, err := db.rep.Append(len(txns), db.fol.Header().PageSize, commit, pgnos, read, time.Now())
+	if errors.Is(err, replicator.ErrPageSizeChanged) {
+		return db.owe("page size changed")
+	}
+	return err
+}
+
+// snapshot captures the whole current state while the shim holds back
+// checkpoint writes and WAL resets: the database file plus the WAL's last
+// committed frame of each page. On the first capture after open it first
+// tries to resume: if the state's checksum equals the last spooled or
+// replicated position, no snapshot is written.
+func (db *DB) snapshot(ev Events) error {
+	db.host.BeginSnapshot()
+	defer db.host.EndSnapshot()
+
+	db.fol.Unfollow()
+	hdr, st, err := db.fol.CheckHeader()
+	if err != nil {
+		return err
+	}
+	if st == WALSameGen || st == WALNewGeneration {
+		db.fol.Follow(hdr)
+		for {
+			txns, err := db.fol.ReadTxns(maxBatchBytes)
+			if err != nil {
+				return err
+			}
+			if len(txns) == 0 {
+				break
+			}
+		}
+	}
+	db.genRestarts = ev.Restarts
+
+	f, err := db.host.OpenDBFile()
+	if err != nil {
+		return fmt.Errorf("open db file: %w", err)
+	}
+	defer f.Close()
+	pageSize, commit, err := db.stateSize(f)
+	if err != nil || commit == 0 {
+		return err // an empty database: wait for its first commit
+	}
+	read := func(pgno uint32, buf []byte) error {
+		if off, ok := db.fol.Lookup(pgno); ok {
+			_, err := db.fol.ReadAt(buf, off)
+			return err
+		}
+		n, err := f.ReadAt(buf, int64(pgno-1)*int64(pageSize))
+		if errors.Is(err, io.EOF) {
+			clear(buf[n:]) // past the end of the file: never written
+			return nil
+		}
+		return err
+	}
+	if !db.needSnapshot && !db.rep.Initialized() {
+		ok, err := db.rep.Reconcile(pageSize, commit, read)
+		if err != nil {
+			return err
+		}
+		if ok {
+			db.logger.Info("resumed", "txid", db.rep.Pos().TXID)
+			return nil
+		}
+	}
+	txid, err := db.rep.Snapshot(pageSize, commit, read, time.Now())
+	if err != nil {
+		return err
+	}
+	db.needSnapshot = false
+	db.logger.Info("snapshot", "txid", txid, "pages", commit)
+	return nil
+}
+
+// stateSize returns the page size and page count of the state under
+// snapshot: the WAL's last commit if it has one, else the database header.
+func (db *DB) stateSize(f DBFile) (uint32, uint32, error) {
+	if db.fol.Following() && db.fol.Commit() > 0 {
+		return db.fol.Header().PageSize, db.fol.Commit(), nil
+	}
+	b := make([]byte, 100)
+	if _, err := f.ReadAt(b, 0); errors.Is(err, io.EOF) {
+		return 0, 0, nil
+	} else if err != nil {
+		return 0, 0, fmt.Errorf("read db header: %w", err)
+	}
+	pageSize := uint32(binary.BigEndian.Uint16(b[16:]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	if !ltx.IsValidPageSize(pageSize) {
+		return 0, 0, fmt.Errorf("db header: invalid page size %d", pageSize)
+	}
+	size, err := f.Size()
+	if err != nil {
+		return 0, 0, fmt.Errorf("db size: %w", err)
+	}
+	commit := uint32(size / int64(pageSize))
+	// The in-header size is valid when the change counter matches
+	// version-valid-for (fileformat2.html#in_header_database_size).
+	if n := binary.BigEndian.Uint32(b[28:]); n > 0 && binary.BigEndian.Uint32(b[24:]) == binary.BigEndian.Uint32(b[92:]) {
+		commit = n
+	}
+	return pageSize, commit, nil
+}
+
+// setReason records why the database is not replicated ("" if it is);
+// warn logs a change.
+func (db *DB) setReason(reason string, warn bool) {
+	db.mu.Lock()
+	if warn && reason != "" && reason != db.reason {
+		db.logger.Warn("not replicating", "reason", reason)
+	}
+	db.reason = reason
+	db.notifyLocked()
+	db.mu.Unlock()
+}
+
+func (db *DB) setError(err error) {
+	db.mu.Lock()
+	db.lastErr, db.lastErrAt = err, time.Now()
+	db.notifyLocked()
+	db.mu.Unlock()
+}
+
+// done records that commits up to seq were handled.
+func (db *DB) done(seq uint64, err error) {
+	db.mu.Lock()
+	db.pending = db.needSnapshot
+	if err == nil && !db.needSnapshot && seq > db.captured {
+		db.captured = seq
+	}
+	db.notifyLocked()
+	db.mu.Unlock()
+}
+
+func (db *DB) notifyLocked() {
+	close(db.changed)
+	db.changed = make(chan struct{})
+}

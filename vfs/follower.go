@@ -1,0 +1,214 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// WALState says what Follower.CheckHeader found.
+type WALState int
+
+// WAL states.
+const (
+	WALMissing       WALState = iota // no -wal file
+	WALEmpty                         // file without a valid header (new or truncated)
+	WALSameGen                       // the generation being followed
+	WALNewGeneration                 // a header with other salts: restarted or replaced
+)
+
+// Txn is one committed transaction found in the WAL.
+type Txn struct {
+	Pages  map[uint32]int64 // pgno → offset of the page data of its last frame
+	Commit uint32           // db size in pages after the transaction
+	Start  int64            // offset of its first frame
+	End    int64            // offset just past its commit frame
+}
+
+// Follower reads committed transactions from a WAL file by path. It keeps
+// its own descriptor: SQLite takes no POSIX locks on the -wal file, so
+// opening and closing it cannot disturb the host's locks.
+type Follower struct {
+	path string
+	f    *os.File
+	ino  uint64
+
+	hdr       WALHeader
+	following bool
+	offset    int64  // next frame offset; always a commit boundary
+	s1, s2    uint32 // checksum chain at offset
+	commit    uint32 // db size after the last commit in this generation; 0 if none
+	index     map[uint32]int64
+	buf       []byte
+}
+
+// NewFollower returns a follower of the WAL at path.
+func NewFollower(path string) *Follower {
+	return &Follower{path: path, index: make(map[uint32]int64)}
+}
+
+// Close closes the WAL descriptor.
+func (f *Follower) Close() error {
+	if f.f == nil {
+		return nil
+	}
+	err := f.f.Close()
+	f.f = nil
+	return err
+}
+
+func (f *Follower) open() (bool, error) {
+	st, err := os.Stat(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		_ = f.Close()
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("stat wal: %w", err)
+	}
+	ino := st.Sys().(*syscall.Stat_t).Ino
+	if f.f != nil && ino == f.ino {
+		return true, nil
+	}
+	_ = f.Close()
+	fh, err := os.Open(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("open wal: %w", err)
+	}
+	f.f, f.ino = fh, ino
+	return true, nil
+}
+
+// CheckHeader reads the WAL header and compares it with the generation
+// being followed.
+func (f *Follower) CheckHeader() (WALHeader, WALState, error) {
+	ok, err := f.open()
+	if err != nil || !ok {
+		return WALHeader{}, WALMissing, err
+	}
+	b := make([]byte, WALHeaderSize)
+	if _, err := f.f.ReadAt(b, 0); errors.Is(err, io.EOF) {
+		return WALHeader{}, WALEmpty, nil
+	} else if err != nil {
+		return WALHeader{}, WALEmpty, fmt.Errorf("read wal header: %w", err)
+	}
+	hdr, err := ParseWALHeader(b)
+	if err != nil {
+		return hdr, WALEmpty, nil
+	}
+	if f.following && hdr.Salt1 == f.hdr.Salt1 && hdr.Salt2 == f.hdr.Salt2 && hdr.PageSize == f.hdr.PageSize {
+		return hdr, WALSameGen, nil
+	}
+	return hdr, WALNewGeneration, nil
+}
+
+// Follow starts following the generation of hdr from its first frame.
+func (f *Follower) Follow(hdr WALHeader) {
+	f.hdr = hdr
+	f.following = true
+	f.offset = WALHeaderSize
+	f.s1, f.s2 = hdr.Checksum1, hdr.Checksum2
+	f.commit = 0
+	clear(f.index)
+}
+
+// Unfollow forgets the generation being followed.
+func (f *Follower) Unfollow() {
+	f.following = false
+	f.commit = 0
+	clear(f.index)
+}
+
+// Following reports whether a generation is being followed.
+func (f *Follower) Following() bool { return f.following }
+
+// Header returns the header of the generation being followed.
+func (f *Follower) Header() WALHeader { return f.hdr }
+
+// Offset returns the offset just past the last commit read.
+func (f *Follower) Offset() int64 { return f.offset }
+
+// Commit returns the db size in pages after the last commit read in this
+// generation, or 0 if the generation has no commit yet.
+func (f *Follower) Commit() uint32 { return f.commit }
+
+// Lookup returns the offset of the page data of pgno's last committed
+// frame in this generation.
+func (f *Follower) Lookup(pgno uint32) (int64, bool) {
+	off, ok := f.index[pgno]
+	return off, ok
+}
+
+// ReadAt reads WAL bytes, e.g. page data at an offset from a Txn.
+func (f *Follower) ReadAt(b []byte, off int64) (int, error) {
+	if f.f == nil {
+		return 0, fmt.Errorf("read wal: %w", os.ErrClosed)
+	}
+	return f.f.ReadAt(b, off)
+}
+
+// ReadTxns reads the committed transactions after the current offset.
+// Frames are accepted only while their salts match and the checksum chain
+// holds; a transaction is returned only once its commit frame is read, so
+// frames of a transaction still being written (or rolled back) are never
+// returned. It stops at the first commit boundary past maxBytes of frames.
+func (f *Follower) ReadTxns(maxBytes int64) ([]Txn, error) {
+	if !f.following || f.f == nil {
+		return nil, nil
+	}
+	frameSize := f.hdr.FrameSize()
+	const chunkFrames = 64
+	if len(f.buf) < int(frameSize)*chunkFrames {
+		f.buf = make([]byte, int(frameSize)*chunkFrames)
+	}
+	var txns []Txn
+	cur := Txn{Pages: make(map[uint32]int64), Start: f.offset}
+	start, off, s1, s2 := f.offset, f.offset, f.s1, f.s2
+	be := f.hdr.BigEndian()
+	for {
+		n, err := f.f.ReadAt(f.buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return txns, fmt.Errorf("read wal frames at %d: %w", off, err)
+		}
+		nFrames := n / int(frameSize)
+		if nFrames == 0 {
+			break
+		}
+		valid := true
+		for i := 0; i < nFrames; i++ {
+			b := f.buf[int64(i)*frameSize : int64(i+1)*frameSize]
+			fh := ParseWALFrameHeader(b)
+			if fh.Salt1 != f.hdr.Salt1 || fh.Salt2 != f.hdr.Salt2 || fh.Pgno == 0 {
+				valid = false
+				break
+			}
+			s1, s2 = WALChecksum(be, s1, s2, b[:8])
+			s1, s2 = WALChecksum(be, s1, s2, b[WALFrameHeaderSize:])
+			if s1 != fh.Checksum1 || s2 != fh.Checksum2 {
+				valid = false
+				break
+			}
+			cur.Pages[fh.Pgno] = off + WALFrameHeaderSize
+			off += frameSize
+			if fh.Commit != 0 {
+				cur.Commit, cur.End = fh.Commit, off
+				for pgno, o := range cur.Pages {
+					f.index[pgno] = o
+				}
+				txns = append(txns, cur)
+				f.offset, f.s1, f.s2, f.commit = off, s1, s2, fh.Commit
+				cur = Txn{Pages: make(map[uint32]int64), Start: off}
+				if off-start >= maxBytes {
+					return txns, nil
+				}
+			}
+		}
+		if !valid || n < len(f.buf) {
+			break
+		}
+	}
+	return txns, nil
+}

@@ -1,0 +1,47 @@
+package vfs
+
+import (
+	"io"
+	"time"
+)
+
+// Events mirrors the C shim's per-database counters.
+type Events struct {
+	Announced       uint64 // commits announced at WAL_WRITE unlock
+	Restarts        uint64 // WAL restarts, truncates and deletes let through
+	GateTimeouts    uint64 // gates that stopped waiting for the replicator
+	NonWALWrites    uint64 // main-db writes while no WAL was open
+	ExclusiveWrites uint64 // WAL writes without the WAL_WRITE shm lock
+	SnapshotBroken  uint64 // db writes let through during a snapshot
+	WALOpen         int    // WAL handles open now
+	Conns           int    // main-db handles open now
+	GateWaiters     int    // app threads waiting at a gate
+	Shutdown        bool   // the process is exiting
+}
+
+// DBFile reads the main database file without disturbing the host's locks.
+type DBFile interface {
+	io.ReaderAt
+	Size() (int64, error)
+	Close() error
+}
+
+// Host is what the C shim offers one database. Implementations must be
+// safe for concurrent use.
+type Host interface {
+	// Wait blocks until the event version differs from seen, an app thread
+	// waits at a gate, the process exits or timeout passes (<0: never).
+	Wait(seen uint64, timeout time.Duration) (uint64, Events)
+	// Events returns the counters now.
+	Events() Events
+	// Ack tells waiting app threads that commits up to seq are captured.
+	Ack(seq uint64)
+	// BeginSnapshot holds back checkpoint writes to the db file and WAL
+	// resets; EndSnapshot releases them.
+	BeginSnapshot()
+	EndSnapshot()
+	// OpenDBFile opens the database file for reading.
+	OpenDBFile() (DBFile, error)
+	// SetAttached says whether gates should wait for this replicator.
+	SetAttached(bool)
+}
