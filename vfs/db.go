@@ -229,7 +229,7 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 	}
 	db.setReason("", false)
 	if db.needSnapshot || !db.rep.Initialized() {
-		return db.snapshot(ev)
+		return db.snapshot()
 	}
 	return db.follow(ev)
 }
@@ -264,6 +264,9 @@ func (db *DB) adopt(ev Events) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// The shim counts a reset before doing it, so counters read after the
+	// header include every reset whose effect the header shows.
+	ev = db.host.Events()
 	switch st {
 	case WALSameGen:
 		return true, nil
@@ -297,7 +300,7 @@ func (db *DB) follow(ev Events) error {
 	ok, err := db.adopt(ev)
 	if err != nil || !ok {
 		if err == nil && db.needSnapshot {
-			return db.snapshot(ev)
+			return db.snapshot()
 		}
 		return err
 	}
@@ -345,7 +348,7 @@ func (db *DB) append(txns []Txn) error {
 // committed frame of each page. On the first capture after open it first
 // tries to resume: if the state's checksum equals the last spooled or
 // replicated position, no snapshot is written.
-func (db *DB) snapshot(ev Events) error {
+func (db *DB) snapshot() error {
 	db.host.BeginSnapshot()
 	defer db.host.EndSnapshot()
 
@@ -366,7 +369,7 @@ func (db *DB) snapshot(ev Events) error {
 			}
 		}
 	}
-	db.genRestarts = ev.Restarts
+	db.genRestarts = db.host.Events().Restarts
 
 	f, err := db.host.OpenDBFile()
 	if err != nil {
