@@ -1,0 +1,19 @@
+// Package restore rebuilds a SQLite database file from a replica's LTX
+// files (github.com/superfly/ltx).
+//
+// Plan picks the files: the newest snapshot (a file with MinTXID 1, at any
+// level) at or before the target TXID, then a contiguous chain of files
+// (each MinTXID is the previous MaxTXID+1) from any level up to the target.
+// Restore streams those files page by page into a temporary file next to
+// the output, checks every checksum LTX carries (file checksums, each
+// file's pre-apply checksum against the previous post-apply checksum, and
+// the rolling database checksum of the result), lets the caller verify the
+// database (for example PRAGMA integrity_check), then renames it into
+// place. On any error the output path is left untouched.
+//
+// The rolling database checksum is ltx.ChecksumFlag | XOR over pages of
+// ltx.ChecksumPage(pgno, data), the lock page (the page holding byte 2^30,
+// sqlite.org/fileformat2.html#the_lock_byte_page) excluded.
+//
+// The package is pure Go and builds with CGO_ENABLED=0.
+package restore
