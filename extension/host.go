@@ -7,7 +7,9 @@ package main
 import "C"
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"time"
 	"unsafe"
 
@@ -30,6 +32,8 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 		NonWALWrites:    uint64(ev.nonWalWrites),
 		ExclusiveWrites: uint64(ev.exclusiveWrites),
 		SnapshotBroken:  uint64(ev.snapshotBroken),
+		GateWaits:       uint64(ev.gateWaits),
+		GateWait:        time.Duration(ev.gateWaitNs),
 		WALOpen:         int(ev.nWalOpen),
 		Conns:           int(ev.nConn),
 		GateWaiters:     int(ev.gateWaiters),
@@ -38,14 +42,25 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 }
 
 func (h *host) Wait(seen uint64, timeout time.Duration) (uint64, vfs.Events) {
+	return h.wait(seen, timeout, 0)
+}
+
+func (h *host) WaitGate(timeout time.Duration) vfs.Events {
+	_, ev := h.wait(0, timeout, 1)
+	return ev
+}
+
+func (h *host) wait(seen uint64, timeout time.Duration, gateOnly C.int) (uint64, vfs.Events) {
 	ms := -1
 	if timeout >= 0 {
 		ms = int(timeout / time.Millisecond)
 	}
 	var ev C.lsEvents
-	ver := C.ls_wait(h.p, C.uint64_t(seen), C.int(ms), &ev)
+	ver := C.ls_wait(h.p, C.uint64_t(seen), C.int(ms), gateOnly, &ev)
 	return uint64(ver), convertEvents(&ev)
 }
+
+func (h *host) Poke() { C.ls_poke(h.p) }
 
 func (h *host) Events() vfs.Events {
 	var ev C.lsEvents
@@ -65,6 +80,9 @@ func (h *host) SetAttached(b bool) {
 }
 
 func (h *host) OpenDBFile() (vfs.DBFile, error) {
+	if _, err := os.Stat(h.path); errors.Is(err, os.ErrNotExist) {
+		return emptyFile{}, nil // SQLite creates it on first write
+	}
 	cpath := C.CString(h.path)
 	defer C.free(unsafe.Pointer(cpath))
 	var rc C.int
@@ -123,3 +141,10 @@ func (d *dbFile) Close() error {
 	C.ls_dbfile_close(d.f)
 	return nil
 }
+
+// emptyFile stands for a database file that does not exist yet.
+type emptyFile struct{}
+
+func (emptyFile) Size() (int64, error)              { return 0, nil }
+func (emptyFile) ReadAt([]byte, int64) (int, error) { return 0, ioEOF }
+func (emptyFile) Close() error                      { return nil }

@@ -47,7 +47,8 @@ struct lsDb {
   uint64_t ver;           /* bumped on every event Go cares about */
   uint64_t acked;
   lsEvents ev;
-  int goWaiting;
+  int goWaiting;     /* Go waits for any event */
+  int goGateWaiting; /* Go waits only for gate waiters */
   int goAttached;
   int snapshotting;
   int dbWritesInFlight;
@@ -143,11 +144,14 @@ static void lsGate(lsDb *p) {
   pthread_mutex_lock(&p->mu);
   if (p->goAttached && !p->ev.shutdown &&
       (p->acked < p->ev.announced || p->snapshotting)) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     lsDeadline(&dl, lsGateTimeoutMs);
     while (p->acked < p->ev.announced || p->snapshotting) {
       int rc;
       p->ev.gateWaiters++;
       lsEventLocked(p);
+      if (p->goGateWaiting) pthread_cond_signal(&p->goCond);
       rc = pthread_cond_timedwait(&p->appCond, &p->mu, &dl);
       p->ev.gateWaiters--;
       if (p->ev.shutdown) break;
@@ -160,6 +164,10 @@ static void lsGate(lsDb *p) {
         break;
       }
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    p->ev.gateWaits++;
+    p->ev.gateWaitNs += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+                                   (t1.tv_nsec - t0.tv_nsec));
   }
   p->ev.restarts++;
   lsEventLocked(p);
@@ -204,13 +212,21 @@ static void lsCount(lsDb *p, int *pField, int delta) {
 
 /* ---------- called by Go ---------- */
 
-uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, lsEvents *out) {
+uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
+                 lsEvents *out) {
   struct timespec dl;
   uint64_t ver;
   pthread_mutex_lock(&p->mu);
   if (timeoutMs >= 0) lsDeadline(&dl, timeoutMs);
-  while (p->ver == seenVer && p->ev.gateWaiters == 0 && !p->ev.shutdown) {
-    p->goWaiting = 1;
+  while ((gateOnly || p->ver == seenVer) && p->ev.gateWaiters == 0 &&
+         !p->ev.shutdown) {
+    /* While Go pauses to let commits accumulate, commits must not wake it:
+    ** that would cost a futex wake per commit. */
+    if (gateOnly) {
+      p->goGateWaiting = 1;
+    } else {
+      p->goWaiting = 1;
+    }
     if (timeoutMs >= 0) {
       if (pthread_cond_timedwait(&p->goCond, &p->mu, &dl) == ETIMEDOUT) break;
     } else {
@@ -218,10 +234,17 @@ uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, lsEvents *out) {
     }
   }
   p->goWaiting = 0;
+  p->goGateWaiting = 0;
   *out = p->ev;
   ver = p->ver;
   pthread_mutex_unlock(&p->mu);
   return ver;
+}
+
+void ls_poke(lsDb *p) {
+  pthread_mutex_lock(&p->mu);
+  lsEventLocked(p);
+  pthread_mutex_unlock(&p->mu);
 }
 
 void ls_get_events(lsDb *p, lsEvents *out) {
@@ -488,11 +511,12 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
     char *zParams = lsParams(zName);
     char *zErr = 0;
     d = lsDbGet(zName);
-    if (d == 0 || zParams == 0) {
+    if (d == 0) {
       sqlite3_free(zParams);
       return SQLITE_NOMEM;
     }
-    rc = goDBOpen(d, (char *)zName, zParams, &zErr);
+    /* sqlite3_str_finish returns NULL for an empty string: no parameters. */
+    rc = goDBOpen(d, (char *)zName, zParams ? zParams : (char *)"", &zErr);
     sqlite3_free(zParams);
     if (rc != SQLITE_OK) {
       sqlite3_log(SQLITE_CANTOPEN, "litestream: %s: %s", zName,

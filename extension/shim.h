@@ -19,6 +19,8 @@ typedef struct lsEvents {
   uint64_t nonWalWrites;     /* main-db writes while no WAL was open */
   uint64_t exclusiveWrites;  /* WAL writes without the WAL_WRITE shm lock */
   uint64_t snapshotBroken;   /* db writes let through during a snapshot */
+  uint64_t gateWaits;        /* times an app thread waited at a gate */
+  uint64_t gateWaitNs;       /* total time app threads waited at gates */
   int nWalOpen;              /* WAL handles open now */
   int nConn;                 /* main-db handles open now */
   int gateWaiters;           /* app threads waiting at a gate */
@@ -26,10 +28,14 @@ typedef struct lsEvents {
 } lsEvents;
 
 /* Called by Go. */
-/* ls_wait blocks until the event version differs from seenVer, an app
-** thread waits at a gate, the process exits, or timeoutMs passes (<0: no
-** timeout). It copies the counters to out and returns the version. */
-uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, lsEvents *out);
+/* ls_wait blocks until the event version differs from seenVer (unless
+** gateOnly), an app thread waits at a gate, the process exits, or
+** timeoutMs passes (<0: no timeout). It copies the counters to out and
+** returns the version. */
+uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
+                 lsEvents *out);
+/* ls_poke wakes ls_wait. */
+void ls_poke(lsDb *p);
 void ls_ack(lsDb *p, uint64_t seq);
 void ls_set_attached(lsDb *p, int attached);
 void ls_snapshot_begin(lsDb *p);

@@ -39,9 +39,44 @@ func (c *pageChecksums) truncate(commit uint32) {
 	c.commit = commit
 }
 
-// clone returns a copy that can be changed without touching c.
-func (c *pageChecksums) clone() *pageChecksums {
-	out := *c
-	out.crcs = append([]ltx.Checksum(nil), c.crcs...)
-	return &out
+// get returns the checksum of page pgno, zero past the end.
+func (c *pageChecksums) get(pgno uint32) ltx.Checksum {
+	if pgno > uint32(len(c.crcs)) {
+		return 0
+	}
+	return c.crcs[pgno-1]
+}
+
+// delta accumulates page changes against a table without touching it, so a
+// failed write leaves the table as it was.
+type delta struct {
+	base    *pageChecksums
+	commit  uint32
+	sum     ltx.Checksum
+	changes map[uint32]ltx.Checksum
+}
+
+func newDelta(base *pageChecksums, commit uint32) *delta {
+	d := &delta{base: base, commit: commit, sum: base.sum, changes: make(map[uint32]ltx.Checksum)}
+	for pgno := commit + 1; pgno <= uint32(len(base.crcs)); pgno++ {
+		d.sum ^= base.crcs[pgno-1]
+	}
+	return d
+}
+
+// set records the new checksum of page pgno (pgno <= commit, each once).
+func (d *delta) set(pgno uint32, crc ltx.Checksum) {
+	d.sum ^= d.base.get(pgno) ^ crc
+	d.changes[pgno] = crc
+}
+
+// Checksum returns the rolling checksum after the changes.
+func (d *delta) Checksum() ltx.Checksum { return ltx.ChecksumFlag | d.sum }
+
+// apply writes the changes into the base table.
+func (d *delta) apply() {
+	d.base.truncate(d.commit)
+	for pgno, crc := range d.changes {
+		d.base.set(pgno, crc)
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
@@ -28,6 +30,9 @@ type Options struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	// RetryMin and RetryMax bound the upload retry backoff.
 	RetryMin, RetryMax time.Duration
+	// OnBroken is called (from another goroutine) when a captured file
+	// could not be made durable, so the caller can schedule a snapshot.
+	OnBroken func()
 }
 
 // Replicator builds LTX files for one database. Append, Snapshot and
@@ -43,17 +48,22 @@ type Replicator struct {
 
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced on every change of state
-	pos        ltx.Pos       // last spooled (local) position
+	pos        ltx.Pos       // last captured position (written, maybe not yet fsynced)
+	durable    ltx.Pos       // last position durable in the spool
 	replicated ltx.Pos       // last position in the replica
-	pending    []*spoolEntry
+	queue      []*spoolEntry // written, waiting for fsync and rename
+	pending    []*spoolEntry // durable in the spool, waiting for upload
 	lastErr    error
 	lastErrAt  time.Time
 	errActive  bool // lastErr has not been followed by a successful upload
 	uploads    int64
 
-	wake   chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wake       chan struct{} // uploader
+	commitWake chan struct{} // committer
+	broken     atomic.Bool   // a captured file was lost: the chain needs a snapshot
+	onBroken   func()
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // New returns a Replicator shipping to client.
@@ -68,12 +78,14 @@ func New(client replica.Client, opts Options) *Replicator {
 		opts.RetryMax = 5 * time.Second
 	}
 	return &Replicator{
-		client:  client,
-		spool:   spool{dir: opts.SpoolDir},
-		logger:  opts.Logger,
-		opts:    opts,
-		changed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
+		client:     client,
+		spool:      spool{dir: opts.SpoolDir},
+		logger:     opts.Logger,
+		opts:       opts,
+		changed:    make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		commitWake: make(chan struct{}, 1),
+		onBroken:   opts.OnBroken,
 	}
 }
 
@@ -92,6 +104,7 @@ func (r *Replicator) Open(ctx context.Context) error {
 	defer r.mu.Unlock()
 	r.replicated = repPos
 	r.pos = repPos
+	r.durable = repPos
 	r.pending = r.pending[:0]
 	for _, e := range entries {
 		if e.MaxTXID <= repPos.TXID {
@@ -100,6 +113,7 @@ func (r *Replicator) Open(ctx context.Context) error {
 		}
 		r.pending = append(r.pending, e)
 		r.pos = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
+		r.durable = r.pos
 	}
 	return nil
 }
@@ -131,10 +145,15 @@ func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {
 	return ltx.Pos{TXID: best.MaxTXID, PostApplyChecksum: post}, nil
 }
 
-// Start launches the uploader.
+// Start launches the committer (fsync and rename of captured files) and
+// the uploader.
 func (r *Replicator) Start(ctx context.Context) {
 	ctx, r.cancel = context.WithCancel(ctx)
-	r.wg.Add(1)
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		r.commitLoop(ctx)
+	}()
 	go func() {
 		defer r.wg.Done()
 		r.uploadLoop(ctx)
@@ -151,7 +170,8 @@ func (r *Replicator) Close() error {
 }
 
 // Initialized reports whether a base state is known, so Append can run.
-func (r *Replicator) Initialized() bool { return r.crcs != nil }
+// It is false after a captured file was lost, until the next Snapshot.
+func (r *Replicator) Initialized() bool { return r.crcs != nil && !r.broken.Load() }
 
 // Reset forgets the base state; the next capture must snapshot.
 func (r *Replicator) Reset() { r.crcs = nil }
@@ -212,6 +232,7 @@ func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, ts time.
 		return 0, fmt.Errorf("snapshot: empty database")
 	}
 	txid := r.Pos().TXID + 1
+	r.broken.Store(false)
 	c := &pageChecksums{pageSize: pageSize, commit: commit, crcs: make([]ltx.Checksum, commit)}
 	hdr := ltx.Header{
 		Version:   ltx.Version,
@@ -268,19 +289,25 @@ func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read
 			}
 		}
 	}
-	c := r.crcs.clone()
-	c.truncate(commit)
-	e, err := r.write(0, hdr, seq, read, c)
+	d := newDelta(r.crcs, commit)
+	e, err := r.write(0, hdr, seq, read, d)
 	if err != nil {
 		return 0, err
 	}
-	r.crcs = c
+	d.apply()
 	r.added(e)
 	return hdr.MaxTXID, nil
 }
 
-// write encodes one LTX file into the spool, updating c with every page.
-func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bool), read PageReader, c *pageChecksums) (*spoolEntry, error) {
+// checksummer receives the checksum of every page written.
+type checksummer interface {
+	set(pgno uint32, crc ltx.Checksum)
+	Checksum() ltx.Checksum
+}
+
+// write encodes one LTX file into the spool, passing every page's checksum
+// to c; the post-apply checksum is c's afterwards.
+func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bool), read PageReader, c checksummer) (*spoolEntry, error) {
 	f, err := r.spool.create(level)
 	if err != nil {
 		return nil, err
@@ -316,23 +343,87 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 		abort(f)
 		return nil, fmt.Errorf("close encoder: %w", err)
 	}
-	e := &spoolEntry{Level: level, MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID, Post: c.Checksum(), Size: enc.N()}
-	if err := r.spool.commit(f, e); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return &spoolEntry{Level: level, MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID, Post: c.Checksum(), Size: enc.N(), tmp: f}, nil
 }
 
+// added queues a written file for the committer. The data is out of the
+// WAL (in the page cache), which is all the WAL-reset gate needs; the
+// fsync happens off the capture path.
 func (r *Replicator) added(e *spoolEntry) {
 	r.mu.Lock()
-	r.pending = append(r.pending, e)
-	sortEntries(r.pending)
+	r.queue = append(r.queue, e)
 	r.pos = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
 	r.notifyLocked()
 	r.mu.Unlock()
+	poke(r.commitWake)
+}
+
+func poke(ch chan struct{}) {
 	select {
-	case r.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
+	}
+}
+
+// commitLoop makes captured files durable in order: fsync, rename, one
+// directory fsync per batch. If one fails, the files after it are dropped
+// until a snapshot restarts the chain, so the spool never has a gap.
+func (r *Replicator) commitLoop(ctx context.Context) {
+	var failed error
+	for {
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			for _, e := range r.queue {
+				abort(e.tmp)
+			}
+			r.queue = nil
+			r.mu.Unlock()
+			return
+		case <-r.commitWake:
+		}
+		r.mu.Lock()
+		batch := r.queue
+		r.queue = nil
+		r.mu.Unlock()
+
+		var done []*spoolEntry
+		dirs := map[string]bool{}
+		for _, e := range batch {
+			if failed != nil && e.MinTXID != 1 {
+				abort(e.tmp)
+				continue
+			}
+			if err := r.spool.finish(e); err != nil {
+				failed = err
+				continue
+			}
+			failed = nil
+			done = append(done, e)
+			dirs[filepath.Dir(e.path)] = true
+		}
+		for dir := range dirs {
+			if err := syncDir(dir); err != nil && failed == nil {
+				failed = fmt.Errorf("sync spool dir: %w", err)
+			}
+		}
+		r.mu.Lock()
+		for _, e := range done {
+			r.pending = append(r.pending, e)
+			r.durable = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
+		}
+		if failed != nil {
+			r.lastErr, r.lastErrAt, r.errActive = failed, time.Now(), true
+		}
+		r.notifyLocked()
+		r.mu.Unlock()
+		if failed != nil && !r.broken.Swap(true) {
+			r.logger.Warn("spool write failed; a snapshot will follow", "err", failed)
+			if r.onBroken != nil {
+				r.onBroken()
+			}
+		}
+		poke(r.wake)
 	}
 }
 

@@ -20,6 +20,7 @@ type spoolEntry struct {
 	Post    ltx.Checksum // post-apply checksum
 	Size    int64        // bytes
 	path    string
+	tmp     *os.File // written but not yet durable; nil once in the spool
 }
 
 // spool holds LTX files on local disk until they are in the replica.
@@ -45,8 +46,11 @@ func (s *spool) create(level int) (*os.File, error) {
 	return f, nil
 }
 
-// commit fsyncs f, renames it into place and fsyncs the directory.
-func (s *spool) commit(f *os.File, e *spoolEntry) error {
+// finish fsyncs e's temp file and renames it into place; the caller
+// fsyncs the directory.
+func (s *spool) finish(e *spoolEntry) error {
+	f := e.tmp
+	e.tmp = nil
 	e.path = s.path(e.Level, e.MinTXID, e.MaxTXID)
 	err := f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -54,9 +58,6 @@ func (s *spool) commit(f *os.File, e *spoolEntry) error {
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), e.path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(e.path))
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())

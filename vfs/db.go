@@ -41,6 +41,12 @@ const reasonEmpty = "empty database, not in WAL mode yet"
 // maxBatchBytes bounds the WAL frames read into one LTX file.
 const maxBatchBytes = 64 << 20
 
+// Bounds of the pause after a step that captured transactions.
+const (
+	minCoalesce = 500 * time.Microsecond
+	maxCoalesce = 20 * time.Millisecond
+)
+
 // Config describes one database.
 type Config struct {
 	Path     string         // main database file, as SQLite names it
@@ -63,6 +69,7 @@ type DB struct {
 	seen         Events
 	genRestarts  uint64 // Restarts when the followed generation was adopted
 	exclusive    bool
+	batched      int // transactions captured by the current step
 	needSnapshot bool
 	opened       bool
 
@@ -115,6 +122,7 @@ func Open(cfg Config) (*DB, error) {
 	db.rep = replicator.New(cfg.Replica, replicator.Options{
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
 		Logger:   db.logger,
+		OnBroken: db.host.Poke,
 	})
 	return db, nil
 }
@@ -159,8 +167,15 @@ func (db *DB) loop(ctx context.Context) {
 	var ver uint64
 	ev := db.host.Events()
 	retry := time.Duration(-1)
+	var pause time.Duration
+	var lastAnnounced uint64
 	for {
+		db.batched = 0
+		t0 := time.Now()
 		err := db.step(ctx, ev)
+		if db.logger.Enabled(ctx, slog.LevelDebug) {
+			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0), "pause", pause)
+		}
 		if err != nil {
 			db.setError(err)
 			db.logger.Warn("capture failed", "err", err)
@@ -171,6 +186,24 @@ func (db *DB) loop(ctx context.Context) {
 		if ctx.Err() != nil || ev.Shutdown {
 			return
 		}
+		// Under load, let commits accumulate so each LTX file (and its
+		// fsyncs and upload) covers more of them: after a step that was
+		// woken by commits, pause (a step may have found nothing new: the
+		// previous one read past its announcement); the pause doubles while commits keep
+		// arriving during it and vanishes when none do, so a lone commit
+		// after a quiet spell is taken at once. An app thread waiting at a
+		// gate cuts the pause short.
+		if ev.Announced != lastAnnounced {
+			pause = min(max(2*pause, minCoalesce), maxCoalesce)
+			before := db.host.Events().Announced
+			after := db.host.WaitGate(pause)
+			if after.Announced == before && after.GateWaiters == 0 {
+				pause = 0 // nothing came in: not under load
+			}
+		} else {
+			pause = 0
+		}
+		lastAnnounced = ev.Announced
 		ver, ev = db.host.Wait(ver, retry)
 	}
 }
@@ -335,6 +368,7 @@ func (db *DB) append(txns []Txn) error {
 		_, err := db.fol.ReadAt(buf, pages[pgno])
 		return err
 	}
+	db.batched += len(txns)
 	commit := txns[len(txns)-1].Commit
 	_, err := db.rep.Append(len(txns), db.fol.Header().PageSize, commit, pgnos, read, time.Now())
 	if errors.Is(err, replicator.ErrPageSizeChanged) {

@@ -7,16 +7,18 @@ import (
 
 // Events mirrors the C shim's per-database counters.
 type Events struct {
-	Announced       uint64 // commits announced at WAL_WRITE unlock
-	Restarts        uint64 // WAL restarts, truncates and deletes let through
-	GateTimeouts    uint64 // gates that stopped waiting for the replicator
-	NonWALWrites    uint64 // main-db writes while no WAL was open
-	ExclusiveWrites uint64 // WAL writes without the WAL_WRITE shm lock
-	SnapshotBroken  uint64 // db writes let through during a snapshot
-	WALOpen         int    // WAL handles open now
-	Conns           int    // main-db handles open now
-	GateWaiters     int    // app threads waiting at a gate
-	Shutdown        bool   // the process is exiting
+	Announced       uint64        // commits announced at WAL_WRITE unlock
+	Restarts        uint64        // WAL restarts, truncates and deletes let through
+	GateTimeouts    uint64        // gates that stopped waiting for the replicator
+	NonWALWrites    uint64        // main-db writes while no WAL was open
+	ExclusiveWrites uint64        // WAL writes without the WAL_WRITE shm lock
+	SnapshotBroken  uint64        // db writes let through during a snapshot
+	GateWaits       uint64        // times an app thread waited at a gate
+	GateWait        time.Duration // total time app threads waited at gates
+	WALOpen         int           // WAL handles open now
+	Conns           int           // main-db handles open now
+	GateWaiters     int           // app threads waiting at a gate
+	Shutdown        bool          // the process is exiting
 }
 
 // DBFile reads the main database file without disturbing the host's locks.
@@ -32,6 +34,11 @@ type Host interface {
 	// Wait blocks until the event version differs from seen, an app thread
 	// waits at a gate, the process exits or timeout passes (<0: never).
 	Wait(seen uint64, timeout time.Duration) (uint64, Events)
+	// WaitGate blocks until an app thread waits at a gate, the process
+	// exits or timeout passes, and returns the counters then.
+	WaitGate(timeout time.Duration) Events
+	// Poke makes a pending Wait return.
+	Poke()
 	// Events returns the counters now.
 	Events() Events
 	// Ack tells waiting app threads that commits up to seq are captured.

@@ -11,21 +11,27 @@ import (
 
 // Status is what litestream_status() reports, as JSON.
 type Status struct {
-	DB             string   `json:"db"`
-	Replica        string   `json:"replica"`
-	State          string   `json:"state"`
-	LocalTXID      uint64 `json:"local_txid"`
-	ReplicatedTXID uint64 `json:"replicated_txid"`
-	PendingTxns    int64    `json:"pending_txns"`
-	PendingBytes   int64    `json:"pending_bytes"`
-	LastError      string   `json:"last_error"`
-	LastErrorAt    string   `json:"last_error_at"`
-	Reason         string   `json:"reason"`
+	DB             string  `json:"db"`
+	Replica        string  `json:"replica"`
+	State          string  `json:"state"`
+	LocalTXID      uint64  `json:"local_txid"`
+	ReplicatedTXID uint64  `json:"replicated_txid"`
+	PendingTxns    int64   `json:"pending_txns"`
+	PendingBytes   int64   `json:"pending_bytes"`
+	LastError      string  `json:"last_error"`
+	LastErrorAt    string  `json:"last_error_at"`
+	Reason         string  `json:"reason"`
+	Commits        uint64  `json:"commits"`      // commits observed since the extension loaded
+	GateWaits      uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
+	GateWaitMS     float64 `json:"gate_wait_ms"` // total time writers waited there
 }
 
 // Status returns the replication status.
 func (db *DB) Status() Status {
 	st := Status{DB: db.cfg.Path, Replica: db.cfg.Replica.String()}
+	ev := db.host.Events()
+	st.Commits, st.GateWaits = ev.Announced, ev.GateWaits
+	st.GateWaitMS = float64(ev.GateWait) / float64(time.Millisecond)
 	db.mu.Lock()
 	reason, lastErr, lastErrAt, pending := db.reason, db.lastErr, db.lastErrAt, db.pending
 	db.mu.Unlock()

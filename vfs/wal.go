@@ -100,13 +100,19 @@ func ParseWALFrameHeader(b []byte) WALFrameHeader {
 // WALChecksum continues SQLite's WAL checksum from (s1, s2) over b, whose
 // length must be a multiple of 8.
 func WALChecksum(bigEndian bool, s1, s2 uint32, b []byte) (uint32, uint32) {
-	var order binary.ByteOrder = binary.LittleEndian
+	b = b[:len(b)&^7]
 	if bigEndian {
-		order = binary.BigEndian
+		for len(b) >= 8 {
+			s1 += binary.BigEndian.Uint32(b) + s2
+			s2 += binary.BigEndian.Uint32(b[4:]) + s1
+			b = b[8:]
+		}
+		return s1, s2
 	}
-	for i := 0; i+8 <= len(b); i += 8 {
-		s1 += order.Uint32(b[i:]) + s2
-		s2 += order.Uint32(b[i+4:]) + s1
+	for len(b) >= 8 {
+		s1 += binary.LittleEndian.Uint32(b) + s2
+		s2 += binary.LittleEndian.Uint32(b[4:]) + s1
+		b = b[8:]
 	}
 	return s1, s2
 }

@@ -343,3 +343,11 @@ func FuzzFollower(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkWALChecksum(b *testing.B) {
+	buf := make([]byte, 4096)
+	b.SetBytes(int64(len(buf)))
+	for i := 0; i < b.N; i++ {
+		WALChecksum(false, 1, 2, buf)
+	}
+}
