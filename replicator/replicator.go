@@ -1,12 +1,12 @@
 package replicator
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,7 +108,7 @@ func (r *Replicator) Open(ctx context.Context) error {
 	r.pending = r.pending[:0]
 	for _, e := range entries {
 		if e.MaxTXID <= repPos.TXID {
-			_ = r.spool.remove(e) // already shipped before a crash
+			r.spool.release(e) // already shipped before a crash
 			continue
 		}
 		r.pending = append(r.pending, e)
@@ -166,6 +166,7 @@ func (r *Replicator) Close() error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	r.spool.close()
 	return nil
 }
 
@@ -308,17 +309,18 @@ type checksummer interface {
 // write encodes one LTX file into the spool, passing every page's checksum
 // to c; the post-apply checksum is c's afterwards.
 func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bool), read PageReader, c checksummer) (*spoolEntry, error) {
-	f, err := r.spool.create(level)
+	rw, err := r.spool.begin()
 	if err != nil {
 		return nil, err
 	}
-	enc, err := ltx.NewEncoder(f)
+	bw := bufio.NewWriterSize(rw, 256<<10)
+	enc, err := ltx.NewEncoder(bw)
 	if err != nil {
-		abort(f)
+		rw.abort()
 		return nil, fmt.Errorf("new encoder: %w", err)
 	}
 	if err := enc.EncodeHeader(hdr); err != nil {
-		abort(f)
+		rw.abort()
 		return nil, fmt.Errorf("encode header: %w", err)
 	}
 	buf := make([]byte, hdr.PageSize)
@@ -335,15 +337,19 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 		c.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
 	}
 	if err != nil {
-		abort(f)
+		rw.abort()
 		return nil, err
 	}
 	enc.SetPostApplyChecksum(c.Checksum())
 	if err := enc.Close(); err != nil {
-		abort(f)
+		rw.abort()
 		return nil, fmt.Errorf("close encoder: %w", err)
 	}
-	return &spoolEntry{Level: level, MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID, Post: c.Checksum(), Size: enc.N(), tmp: f}, nil
+	if err := bw.Flush(); err != nil {
+		rw.abort()
+		return nil, fmt.Errorf("write spool record: %w", err)
+	}
+	return rw.finish(level, hdr.MinTXID, hdr.MaxTXID, c.Checksum(), enc.N())
 }
 
 // added queues a written file for the committer. The data is out of the
@@ -365,20 +371,14 @@ func poke(ch chan struct{}) {
 	}
 }
 
-// commitLoop makes captured files durable in order: fsync, rename, one
-// directory fsync per batch. If one fails, the files after it are dropped
+// commitLoop makes captured files durable in order, one fdatasync per
+// batch. If that fails, the files after the last durable one are dropped
 // until a snapshot restarts the chain, so the spool never has a gap.
 func (r *Replicator) commitLoop(ctx context.Context) {
 	var failed error
 	for {
 		select {
 		case <-ctx.Done():
-			r.mu.Lock()
-			for _, e := range r.queue {
-				abort(e.tmp)
-			}
-			r.queue = nil
-			r.mu.Unlock()
 			return
 		case <-r.commitWake:
 		}
@@ -387,28 +387,24 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 		r.queue = nil
 		r.mu.Unlock()
 
-		var done []*spoolEntry
-		dirs := map[string]bool{}
+		var keep []*spoolEntry
 		for _, e := range batch {
 			if failed != nil && e.MinTXID != 1 {
-				abort(e.tmp)
-				continue
-			}
-			if err := r.spool.finish(e); err != nil {
-				failed = err
+				r.spool.release(e)
 				continue
 			}
 			failed = nil
-			done = append(done, e)
-			dirs[filepath.Dir(e.path)] = true
+			keep = append(keep, e)
 		}
-		for dir := range dirs {
-			if err := syncDir(dir); err != nil && failed == nil {
-				failed = fmt.Errorf("sync spool dir: %w", err)
+		if err := r.spool.sync(keep); err != nil {
+			failed = err
+			for _, e := range keep {
+				r.spool.release(e)
 			}
+			keep = nil
 		}
 		r.mu.Lock()
-		for _, e := range done {
+		for _, e := range keep {
 			r.pending = append(r.pending, e)
 			r.durable = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
 		}
@@ -427,16 +423,40 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 	}
 }
 
+// Bounds of one merged upload.
+const (
+	maxMergeFiles = 1024
+	maxMergeBytes = 64 << 20
+)
+
+// nextBatch returns the entries the next upload covers: the first pending
+// entry and, if it is a level-0 file, the contiguous level-0 files after
+// it. Under load this turns many small spool records into one object.
+func (r *Replicator) nextBatch() []*spoolEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) == 0 {
+		return nil
+	}
+	n, size := 1, r.pending[0].Size
+	if r.pending[0].Level == 0 {
+		for n < len(r.pending) && n < maxMergeFiles {
+			e := r.pending[n]
+			if e.Level != 0 || e.MinTXID != r.pending[n-1].MaxTXID+1 || size+e.Size > maxMergeBytes {
+				break
+			}
+			size += e.Size
+			n++
+		}
+	}
+	return append([]*spoolEntry(nil), r.pending[:n]...)
+}
+
 func (r *Replicator) uploadLoop(ctx context.Context) {
 	backoff := r.opts.RetryMin
 	for {
-		r.mu.Lock()
-		var next *spoolEntry
-		if len(r.pending) > 0 {
-			next = r.pending[0]
-		}
-		r.mu.Unlock()
-		if next == nil {
+		batch := r.nextBatch()
+		if batch == nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -444,12 +464,12 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if err := r.upload(ctx, next); err != nil {
+		if err := r.upload(ctx, batch); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.setError(err)
-			r.logger.Warn("upload failed", "file", ltx.FormatFilename(next.MinTXID, next.MaxTXID), "retry_in", backoff, "err", err)
+			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", backoff, "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -462,23 +482,47 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 	}
 }
 
-func (r *Replicator) upload(ctx context.Context, e *spoolEntry) error {
-	f, err := os.Open(e.path)
-	if err != nil {
-		return fmt.Errorf("open spool file: %w", err)
+func batchName(batch []*spoolEntry) string {
+	return ltx.FormatFilename(batch[0].MinTXID, batch[len(batch)-1].MaxTXID)
+}
+
+// upload writes batch to the replica as one LTX file, merging several
+// with ltx.Compactor.
+func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
+	first, last := batch[0], batch[len(batch)-1]
+	var src io.Reader
+	if len(batch) == 1 {
+		src = r.spool.reader(first)
+	} else {
+		rdrs := make([]io.Reader, len(batch))
+		for i, e := range batch {
+			rdrs[i] = r.spool.reader(e)
+		}
+		pr, pw := io.Pipe()
+		cmp, err := ltx.NewCompactor(pw, rdrs)
+		if err != nil {
+			return fmt.Errorf("merge %s: %w", batchName(batch), err)
+		}
+		go func() {
+			err := cmp.Compact(ctx)
+			if err != nil {
+				err = fmt.Errorf("merge %s: %w", batchName(batch), err)
+			}
+			pw.CloseWithError(err)
+		}()
+		defer pr.Close()
+		src = pr
 	}
-	_, err = r.client.WriteLTXFile(ctx, e.Level, e.MinTXID, e.MaxTXID, f)
-	_ = f.Close()
-	if err != nil {
-		return fmt.Errorf("write %s to replica: %w", ltx.FormatFilename(e.MinTXID, e.MaxTXID), err)
+	if _, err := r.client.WriteLTXFile(ctx, first.Level, first.MinTXID, last.MaxTXID, src); err != nil {
+		return fmt.Errorf("write %s to replica: %w", batchName(batch), err)
 	}
-	if err := r.spool.remove(e); err != nil {
-		r.logger.Warn("remove spool file", "err", err)
+	for _, e := range batch {
+		r.spool.release(e)
 	}
 	r.mu.Lock()
-	r.pending = r.pending[1:]
-	if e.MaxTXID > r.replicated.TXID {
-		r.replicated = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
+	r.pending = r.pending[len(batch):]
+	if last.MaxTXID > r.replicated.TXID {
+		r.replicated = ltx.Pos{TXID: last.MaxTXID, PostApplyChecksum: last.Post}
 	}
 	r.uploads++
 	r.errActive = false

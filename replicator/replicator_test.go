@@ -267,6 +267,14 @@ func TestReplicator(t *testing.T) {
 		if st := h.r.Status(); st.ErrorActive || st.PendingFiles != 0 {
 			t.Fatalf("status after recovery %+v", st)
 		}
+		// The five queued transactions went up as one merged object.
+		infos, err := file.NewClient(h.repDir).LTXFiles(h.ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(infos) != 1 || infos[0].MinTXID != 2 || infos[0].MaxTXID != txid {
+			t.Fatalf("level 0 after recovery: %d files, want one covering 2..%d", len(infos), txid)
+		}
 	})
 
 	t.Run("LockPageSkipped", func(t *testing.T) {
@@ -301,32 +309,70 @@ func TestReplicator(t *testing.T) {
 		}
 	})
 
-	t.Run("TornSpoolFileDropped", func(t *testing.T) {
+	t.Run("TornSpoolRecordDropped", func(t *testing.T) {
 		h := newHarness(t, "")
 		m := newModel(512, 2, 6)
-		txid, err := h.r.Snapshot(512, m.commit(), m.read, time.Now())
+		if _, err := h.r.Snapshot(512, m.commit(), m.read, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		h.open()
+		if _, err := h.r.Reconcile(512, m.commit(), m.read); err != nil {
+			t.Fatal(err)
+		}
+		pgnos := m.change(1)
+		txid, err := h.r.Append(1, 512, m.commit(), pgnos, m.read, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		h.sync(txid)
 		_ = h.r.Close()
-		// A file cut short by a crash must not be shipped.
-		dir := filepath.Join(h.dir, "spool", "0")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+
+		// A crash in the middle of an append leaves a torn record at the
+		// end of a segment: it must be cut off, never shipped.
+		segs, _ := filepath.Glob(filepath.Join(h.dir, "spool", "*.seg"))
+		if len(segs) != 0 {
+			t.Fatalf("shipped segments left behind: %v", segs)
 		}
-		torn := filepath.Join(dir, ltx.FormatFilename(2, 2))
-		b := make([]byte, 50)
-		binary.BigEndian.PutUint32(b, 0x4c545831)
+		torn := filepath.Join(h.dir, "spool", "00000000000000ff.seg")
+		b := make([]byte, recordHeaderSize+30)
+		copy(b, recordMagic)
+		binary.BigEndian.PutUint64(b[8:], uint64(txid+1))
+		binary.BigEndian.PutUint64(b[16:], uint64(txid+1))
+		binary.BigEndian.PutUint64(b[32:], 30)
 		if err := os.WriteFile(torn, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		h.open()
 		if got := h.r.Pos().TXID; got != txid {
-			t.Fatalf("Pos()=%d, want %d (torn file ignored)", got, txid)
+			t.Fatalf("Pos()=%d, want %d (torn record ignored)", got, txid)
 		}
 		if _, err := os.Stat(torn); !os.IsNotExist(err) {
-			t.Fatalf("torn spool file still there: %v", err)
+			t.Fatalf("empty torn segment still there: %v", err)
+		}
+	})
+
+	t.Run("SegmentsRollAndGo", func(t *testing.T) {
+		h := newHarness(t, "")
+		m := newModel(65536, 8, 7)
+		txid, err := h.r.Snapshot(65536, m.commit(), m.read, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 40 transactions of 8 random 64 KiB pages: > 16 MiB of spool.
+		for i := 0; i < 40; i++ {
+			pgnos := m.change(1, 2, 3, 4, 5, 6, 7, 8)
+			if txid, err = h.r.Append(1, 65536, m.commit(), pgnos, m.read, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.sync(txid)
+		h.check(m, txid)
+		segs, _ := filepath.Glob(filepath.Join(h.dir, "spool", "*.seg"))
+		if len(segs) != 1 {
+			t.Fatalf("segments after everything shipped: %v, want only the active one", segs)
 		}
 	})
 }

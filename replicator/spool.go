@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -8,146 +9,292 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/superfly/ltx"
 )
 
-// spoolEntry is one LTX file waiting in the spool.
+// The spool keeps captured LTX files on local disk until the replica has
+// them. Files are appended as records to segment files, <dir>/<id>.seg (id
+// %016x, increasing), rather than written one file each: creating and
+// deleting a file per transaction costs the filesystem far more than an
+// append, and one fdatasync makes a whole batch durable.
+//
+// A record is a 40-byte header followed by the LTX file:
+//
+//	magic "LSP1" | level u32 | MinTXID u64 | MaxTXID u64 | post-apply checksum u64 | length u64
+//
+// all big-endian. A record is valid only if the LTX file decodes and
+// verifies; the first invalid record ends a segment (a torn tail from a
+// crash) and is cut off on load.
+const (
+	recordMagic      = "LSP1"
+	recordHeaderSize = 40
+	maxSegmentBytes  = 16 << 20
+)
+
+// spoolEntry is one LTX file in the spool.
 type spoolEntry struct {
 	Level   int
 	MinTXID ltx.TXID
 	MaxTXID ltx.TXID
 	Post    ltx.Checksum // post-apply checksum
-	Size    int64        // bytes
-	path    string
-	tmp     *os.File // written but not yet durable; nil once in the spool
+	Size    int64        // bytes of the LTX file
+	seg     *segment
+	off     int64 // offset of the LTX file in the segment
 }
 
-// spool holds LTX files on local disk until they are in the replica.
-// Layout: <dir>/<level>/<min>-<max>.ltx, written atomically.
+type segment struct {
+	id     uint64
+	path   string
+	f      *os.File
+	size   int64 // bytes of valid records
+	live   int   // entries not yet released
+	synced bool  // the directory entry is durable
+}
+
 type spool struct {
 	dir string
+
+	mu     sync.Mutex
+	active *segment
+	nextID uint64
 }
 
-func (s *spool) path(level int, minTXID, maxTXID ltx.TXID) string {
-	return filepath.Join(s.dir, strconv.Itoa(level), ltx.FormatFilename(minTXID, maxTXID))
+func (s *spool) segmentPath(id uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%016x.seg", id))
 }
 
-// create opens a temp file for an LTX file; commit or abort it.
-func (s *spool) create(level int) (*os.File, error) {
-	dir := filepath.Join(s.dir, strconv.Itoa(level))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// load reads every segment, cutting torn tails, and returns the entries in
+// upload order. Segments are kept open for reading; new records go to a
+// new segment.
+func (s *spool) load() ([]*spoolEntry, error) {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create spool dir: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".spool-*.tmp")
+	names, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("create spool file: %w", err)
-	}
-	return f, nil
-}
-
-// finish fsyncs e's temp file and renames it into place; the caller
-// fsyncs the directory.
-func (s *spool) finish(e *spoolEntry) error {
-	f := e.tmp
-	e.tmp = nil
-	e.path = s.path(e.Level, e.MinTXID, e.MaxTXID)
-	err := f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), e.path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return fmt.Errorf("commit spool file %s: %w", filepath.Base(e.path), err)
-	}
-	return nil
-}
-
-func abort(f *os.File) {
-	_ = f.Close()
-	_ = os.Remove(f.Name())
-}
-
-func (s *spool) remove(e *spoolEntry) error {
-	if err := os.Remove(e.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove spool file: %w", err)
-	}
-	return nil
-}
-
-// load lists the spooled files in upload order, removing leftover temp
-// files and reading each file's post-apply checksum from its trailer.
-func (s *spool) load() ([]*spoolEntry, error) {
-	var out []*spoolEntry
-	levels, err := os.ReadDir(s.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
 		return nil, fmt.Errorf("read spool: %w", err)
 	}
-	for _, lv := range levels {
-		level, err := strconv.Atoi(lv.Name())
-		if err != nil || !lv.IsDir() {
+	var out []*spoolEntry
+	for _, ent := range names {
+		name := ent.Name()
+		id, err := strconv.ParseUint(strings.TrimSuffix(name, ".seg"), 16, 64)
+		if err != nil || !strings.HasSuffix(name, ".seg") {
 			continue
 		}
-		dir := filepath.Join(s.dir, lv.Name())
-		ents, err := os.ReadDir(dir)
+		seg, entries, err := s.loadSegment(id)
 		if err != nil {
-			return nil, fmt.Errorf("read spool: %w", err)
+			return nil, err
 		}
-		for _, ent := range ents {
-			p := filepath.Join(dir, ent.Name())
-			if filepath.Ext(ent.Name()) == ".tmp" {
-				_ = os.Remove(p)
-				continue
-			}
-			minTXID, maxTXID, err := ltx.ParseFilename(ent.Name())
-			if err != nil {
-				continue
-			}
-			post, size, err := readTrailer(p)
-			if err != nil {
-				// A torn file cannot be shipped; drop it and let the
-				// caller resnapshot past the hole.
-				_ = os.Remove(p)
-				continue
-			}
-			out = append(out, &spoolEntry{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Post: post, Size: size, path: p})
+		if id >= s.nextID {
+			s.nextID = id + 1
 		}
+		if len(entries) == 0 {
+			s.removeSegment(seg)
+			continue
+		}
+		out = append(out, entries...)
 	}
 	sortEntries(out)
 	return out, nil
 }
 
+func (s *spool) loadSegment(id uint64) (*segment, []*spoolEntry, error) {
+	path := s.segmentPath(id)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open spool segment: %w", err)
+	}
+	seg := &segment{id: id, path: path, f: f, synced: true}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("stat spool segment: %w", err)
+	}
+	var entries []*spoolEntry
+	for off := int64(0); off+recordHeaderSize <= st.Size(); {
+		e, err := readRecord(f, off, st.Size())
+		if err != nil {
+			break // torn tail
+		}
+		e.seg = seg
+		seg.live++
+		entries = append(entries, e)
+		off = e.off + e.Size
+		seg.size = off
+	}
+	if seg.size < st.Size() {
+		_ = f.Truncate(seg.size)
+	}
+	return seg, entries, nil
+}
+
+// readRecord reads and verifies the record at off.
+func readRecord(f *os.File, off, fileSize int64) (*spoolEntry, error) {
+	b := make([]byte, recordHeaderSize)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return nil, err
+	}
+	if string(b[:4]) != recordMagic {
+		return nil, errors.New("bad record magic")
+	}
+	e := &spoolEntry{
+		Level:   int(binary.BigEndian.Uint32(b[4:])),
+		MinTXID: ltx.TXID(binary.BigEndian.Uint64(b[8:])),
+		MaxTXID: ltx.TXID(binary.BigEndian.Uint64(b[16:])),
+		Post:    ltx.Checksum(binary.BigEndian.Uint64(b[24:])),
+		Size:    int64(binary.BigEndian.Uint64(b[32:])),
+		off:     off + recordHeaderSize,
+	}
+	if e.Size <= 0 || e.off+e.Size > fileSize {
+		return nil, errors.New("record past end of segment")
+	}
+	dec := ltx.NewDecoder(io.NewSectionReader(f, e.off, e.Size))
+	if err := dec.Verify(); err != nil {
+		return nil, fmt.Errorf("verify record: %w", err)
+	}
+	hdr := dec.Header()
+	if hdr.MinTXID != e.MinTXID || hdr.MaxTXID != e.MaxTXID || dec.Trailer().PostApplyChecksum != e.Post {
+		return nil, errors.New("record header does not match its ltx file")
+	}
+	return e, nil
+}
+
+// recordWriter appends one record to the active segment.
+type recordWriter struct {
+	s     *spool
+	seg   *segment
+	start int64
+	w     *io.OffsetWriter
+}
+
+// begin starts a record in the active segment, rolling to a new segment
+// when the active one is full. Only the capture goroutine writes.
+func (s *spool) begin() (*recordWriter, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil || s.active.size >= maxSegmentBytes {
+		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create spool dir: %w", err)
+		}
+		id := s.nextID
+		s.nextID++
+		path := s.segmentPath(id)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("create spool segment: %w", err)
+		}
+		old := s.active
+		s.active = &segment{id: id, path: path, f: f}
+		if old != nil && old.live == 0 {
+			s.removeSegment(old)
+		}
+	}
+	seg := s.active
+	return &recordWriter{s: s, seg: seg, start: seg.size, w: io.NewOffsetWriter(seg.f, seg.size+recordHeaderSize)}, nil
+}
+
+func (rw *recordWriter) Write(p []byte) (int, error) { return rw.w.Write(p) }
+
+// finish writes the record header and returns the entry.
+func (rw *recordWriter) finish(level int, minTXID, maxTXID ltx.TXID, post ltx.Checksum, n int64) (*spoolEntry, error) {
+	b := make([]byte, recordHeaderSize)
+	copy(b, recordMagic)
+	binary.BigEndian.PutUint32(b[4:], uint32(level))
+	binary.BigEndian.PutUint64(b[8:], uint64(minTXID))
+	binary.BigEndian.PutUint64(b[16:], uint64(maxTXID))
+	binary.BigEndian.PutUint64(b[24:], uint64(post))
+	binary.BigEndian.PutUint64(b[32:], uint64(n))
+	if _, err := rw.seg.f.WriteAt(b, rw.start); err != nil {
+		rw.abort()
+		return nil, fmt.Errorf("write spool record: %w", err)
+	}
+	rw.s.mu.Lock()
+	defer rw.s.mu.Unlock()
+	rw.seg.size = rw.start + recordHeaderSize + n
+	rw.seg.live++
+	return &spoolEntry{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Post: post, Size: n, seg: rw.seg, off: rw.start + recordHeaderSize}, nil
+}
+
+// abort drops a record that could not be completed.
+func (rw *recordWriter) abort() {
+	_ = rw.seg.f.Truncate(rw.start)
+}
+
+// sync makes the given entries durable: one fdatasync per segment, and a
+// directory fsync for segments created since the last one.
+func (s *spool) sync(entries []*spoolEntry) error {
+	done := map[*segment]bool{}
+	dirty := false
+	for _, e := range entries {
+		if done[e.seg] {
+			continue
+		}
+		done[e.seg] = true
+		if err := syscall.Fdatasync(int(e.seg.f.Fd())); err != nil {
+			return fmt.Errorf("sync spool segment %s: %w", filepath.Base(e.seg.path), err)
+		}
+		s.mu.Lock()
+		if !e.seg.synced {
+			e.seg.synced, dirty = true, true
+		}
+		s.mu.Unlock()
+	}
+	if dirty {
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("sync spool dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// reader returns the LTX file of e.
+func (s *spool) reader(e *spoolEntry) io.Reader {
+	return io.NewSectionReader(e.seg.f, e.off, e.Size)
+}
+
+// release says e is no longer needed (shipped or dropped). A segment goes
+// once all its entries are released and it is no longer written to.
+func (s *spool) release(e *spoolEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.seg.live--
+	if e.seg.live == 0 && e.seg != s.active {
+		s.removeSegment(e.seg)
+	}
+}
+
+func (s *spool) removeSegment(seg *segment) {
+	_ = seg.f.Close()
+	_ = os.Remove(seg.path)
+}
+
+// close closes the active segment, removing it if nothing in it is
+// waiting for the replica.
+func (s *spool) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil {
+		return
+	}
+	if s.active.live == 0 {
+		s.removeSegment(s.active)
+	} else {
+		_ = s.active.f.Close()
+	}
+	s.active = nil
+}
+
 func sortEntries(a []*spoolEntry) {
-	sort.Slice(a, func(i, j int) bool {
+	sort.SliceStable(a, func(i, j int) bool {
 		if a[i].MaxTXID != a[j].MaxTXID {
 			return a[i].MaxTXID < a[j].MaxTXID
 		}
 		return a[i].Level > a[j].Level
 	})
-}
-
-// readTrailer returns the post-apply checksum and size of an LTX file,
-// after checking the whole file decodes.
-func readTrailer(path string) (ltx.Checksum, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	dec := ltx.NewDecoder(f)
-	if err := dec.Verify(); err != nil {
-		return 0, 0, fmt.Errorf("verify %s: %w", filepath.Base(path), err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return 0, 0, err
-	}
-	return dec.Trailer().PostApplyChecksum, st.Size(), nil
 }
 
 func syncDir(dir string) error {
@@ -159,7 +306,7 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// trailerOf reads the post-apply checksum from the last bytes of r.
+// trailerOf verifies an LTX file and returns its post-apply checksum.
 func trailerOf(r io.Reader) (ltx.Checksum, error) {
 	dec := ltx.NewDecoder(r)
 	if err := dec.Verify(); err != nil {
