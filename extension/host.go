@@ -34,6 +34,9 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 		SnapshotBroken:  uint64(ev.snapshotBroken),
 		GateWaits:       uint64(ev.gateWaits),
 		GateWait:        time.Duration(ev.gateWaitNs),
+		MxFrame:         uint32(ev.mxFrame),
+		Salt1:           uint32(ev.salt1),
+		Salt2:           uint32(ev.salt2),
 		WALOpen:         int(ev.nWalOpen),
 		Conns:           int(ev.nConn),
 		GateWaiters:     int(ev.gateWaiters),
@@ -77,6 +80,22 @@ func (h *host) SetAttached(b bool) {
 		v = 1
 	}
 	C.ls_set_attached(h.p, C.int(v))
+}
+
+func (h *host) HoldReadTxn() (func(), error) {
+	cpath := C.CString(h.path)
+	defer C.free(unsafe.Pointer(cpath))
+	var cerr *C.char
+	db := C.ls_reader_begin(cpath, &cerr)
+	if db == nil {
+		msg := "unknown error"
+		if cerr != nil {
+			msg = C.GoString(cerr)
+			C.free(unsafe.Pointer(cerr))
+		}
+		return nil, fmt.Errorf("begin read transaction: %s", msg)
+	}
+	return func() { C.ls_reader_end(db) }, nil
 }
 
 func (h *host) OpenDBFile() (vfs.DBFile, error) {

@@ -60,6 +60,7 @@ typedef struct lsFile {
   sqlite3_file base;
   int kind;
   lsDb *pDb;
+  void volatile *pShm0; /* shm region 0 (the wal-index header), if mapped */
 } lsFile;
 
 #define ORIGFILE(p) ((sqlite3_file *)(((lsFile *)(p)) + 1))
@@ -289,6 +290,34 @@ void ls_set_gate_timeout_ms(int ms) {
 
 void ls_log(int code, const char *zMsg) { sqlite3_log(code, "%s", zMsg); }
 
+/* ls_reader_begin opens a private connection on the real VFS and starts a
+** read transaction on it. While it is open no checkpointer, in this process
+** or another, can copy WAL frames past its read mark into the database
+** file, so a snapshot read from the file plus the WAL stays consistent. */
+void *ls_reader_begin(const char *zPath, char **pzErr) {
+  sqlite3 *db = 0;
+  int rc;
+  if (pOrigVfs == 0) return 0;
+  rc = sqlite3_open_v2(zPath, &db, SQLITE_OPEN_READONLY, pOrigVfs->zName);
+  if (rc == SQLITE_OK) {
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
+    sqlite3_busy_timeout(db, 1000);
+    rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM sqlite_schema;", 0, 0, 0);
+  }
+  if (rc != SQLITE_OK) {
+    *pzErr = strdup(db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return 0;
+  }
+  return db;
+}
+
+void ls_reader_end(void *p) {
+  sqlite3 *db = (sqlite3 *)p;
+  sqlite3_exec(db, "COMMIT", 0, 0, 0);
+  sqlite3_close(db);
+}
+
 /* The snapshot reader opens the database with the real VFS, never with a
 ** plain open(2): the unix VFS keeps a closed descriptor open while the
 ** process holds POSIX locks on the file, so closing it cannot drop them. */
@@ -300,10 +329,19 @@ void *ls_dbfile_open(const char *zPath, int *pRc) {
     *pRc = SQLITE_MISUSE;
     return 0;
   }
-  pFile = calloc(1, (size_t)pOrigVfs->szOsFile);
-  if (pFile == 0) {
-    *pRc = SQLITE_NOMEM;
-    return 0;
+  /* The VFS keeps the name pointer for the life of the handle, and reads
+  ** URI parameters after it: copy it behind the file, with the zero bytes
+  ** that end an empty parameter list. Freed with the handle. */
+  {
+    size_t sz = (size_t)pOrigVfs->szOsFile;
+    size_t n = strlen(zPath);
+    pFile = calloc(1, sz + n + 4);
+    if (pFile == 0) {
+      *pRc = SQLITE_NOMEM;
+      return 0;
+    }
+    memcpy((char *)pFile + sz, zPath, n);
+    zPath = (char *)pFile + sz;
   }
   rc = pOrigVfs->xOpen(pOrigVfs, zPath, pFile,
                        SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB, &outFlags);
@@ -423,8 +461,10 @@ static int lsDeviceCharacteristics(sqlite3_file *pFile) {
 }
 static int lsShmMap(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
                     void volatile **pp) {
-  return ORIGFILE(pFile)->pMethods->xShmMap(ORIGFILE(pFile), iPg, pgsz,
-                                            bExtend, pp);
+  int rc = ORIGFILE(pFile)->pMethods->xShmMap(ORIGFILE(pFile), iPg, pgsz,
+                                              bExtend, pp);
+  if (rc == SQLITE_OK && iPg == 0) ((lsFile *)pFile)->pShm0 = *pp;
+  return rc;
 }
 
 static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
@@ -439,8 +479,27 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
     /* Commit boundary: announce before the real unlock so no other writer
     ** can restart the WAL between the two. */
     if (d->walDirty) {
+      /* The writer has already published the commit in the wal-index
+      ** header (fileformat2.html#walindexformat): mxFrame at byte 16, the
+      ** salts as raw WAL-header bytes at 32. Go trusts frames up to
+      ** mxFrame even where their checksums do not chain: SQLite leaves
+      ** such frames behind after ROLLBACK TO in a transaction that
+      ** spilled, and its own readers go by the wal-index. */
+      uint32_t mxFrame = 0;
+      unsigned char salt[8] = {0};
+      if (p->pShm0) {
+        const volatile unsigned char *h = (const volatile unsigned char *)p->pShm0;
+        int i;
+        mxFrame = *(const volatile uint32_t *)(h + 16);
+        for (i = 0; i < 8; i++) salt[i] = h[32 + i];
+      }
       pthread_mutex_lock(&d->mu);
       d->walDirty = 0;
+      d->ev.mxFrame = mxFrame;
+      d->ev.salt1 = ((uint32_t)salt[0] << 24) | ((uint32_t)salt[1] << 16) |
+                    ((uint32_t)salt[2] << 8) | salt[3];
+      d->ev.salt2 = ((uint32_t)salt[4] << 24) | ((uint32_t)salt[5] << 16) |
+                    ((uint32_t)salt[6] << 8) | salt[7];
       d->ev.announced++;
       lsEventLocked(d);
       pthread_mutex_unlock(&d->mu);
@@ -457,6 +516,7 @@ static void lsShmBarrier(sqlite3_file *pFile) {
   ORIGFILE(pFile)->pMethods->xShmBarrier(ORIGFILE(pFile));
 }
 static int lsShmUnmap(sqlite3_file *pFile, int deleteFlag) {
+  ((lsFile *)pFile)->pShm0 = 0;
   return ORIGFILE(pFile)->pMethods->xShmUnmap(ORIGFILE(pFile), deleteFlag);
 }
 static int lsFetch(sqlite3_file *pFile, sqlite3_int64 iOfst, int iAmt,

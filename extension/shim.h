@@ -21,6 +21,8 @@ typedef struct lsEvents {
   uint64_t snapshotBroken;   /* db writes let through during a snapshot */
   uint64_t gateWaits;        /* times an app thread waited at a gate */
   uint64_t gateWaitNs;       /* total time app threads waited at gates */
+  uint32_t mxFrame;          /* wal-index mxFrame at the last announce */
+  uint32_t salt1, salt2;     /* WAL salts at the last announce */
   int nWalOpen;              /* WAL handles open now */
   int nConn;                 /* main-db handles open now */
   int gateWaiters;           /* app threads waiting at a gate */
@@ -41,6 +43,8 @@ void ls_set_attached(lsDb *p, int attached);
 void ls_snapshot_begin(lsDb *p);
 void ls_snapshot_end(lsDb *p);
 void ls_get_events(lsDb *p, lsEvents *out);
+void *ls_reader_begin(const char *zPath, char **pzErr);
+void ls_reader_end(void *db);
 void *ls_dbfile_open(const char *zPath, int *pRc);
 int ls_dbfile_read(void *pFile, void *buf, int n, int64_t off);
 int ls_dbfile_size(void *pFile, int64_t *pSize);

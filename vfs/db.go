@@ -79,6 +79,7 @@ type DB struct {
 	reason    string // why the database is not replicating, if it is not
 	lastErr   error
 	lastErrAt time.Time
+	errActive bool // the last step failed
 	pending   bool // a snapshot is owed
 
 	cancel context.CancelFunc
@@ -322,6 +323,17 @@ func (db *DB) adopt(ev Events) (bool, error) {
 	}
 }
 
+// trusted returns how many frames of the followed generation SQLite's
+// wal-index says are committed, as of the last announced commit.
+func (db *DB) trusted() uint32 {
+	ev := db.host.Events()
+	hdr := db.fol.Header()
+	if ev.Salt1 != hdr.Salt1 || ev.Salt2 != hdr.Salt2 {
+		return 0
+	}
+	return ev.MxFrame
+}
+
 func (db *DB) owe(why string) error {
 	db.needSnapshot = true
 	db.logger.Warn("snapshot needed", "reason", why)
@@ -338,7 +350,7 @@ func (db *DB) follow(ev Events) error {
 		return err
 	}
 	for {
-		txns, err := db.fol.ReadTxns(maxBatchBytes)
+		txns, err := db.fol.ReadTxns(maxBatchBytes, db.trusted())
 		if err != nil {
 			return err
 		}
@@ -378,13 +390,22 @@ func (db *DB) append(txns []Txn) error {
 }
 
 // snapshot captures the whole current state while the shim holds back
-// checkpoint writes and WAL resets: the database file plus the WAL's last
-// committed frame of each page. On the first capture after open it first
+// this process's checkpoint writes and WAL resets and a read transaction
+// holds back other processes' checkpoints: the database file plus the
+// WAL's last committed frame of each page. On the first capture after open it first
 // tries to resume: if the state's checksum equals the last spooled or
 // replicated position, no snapshot is written.
 func (db *DB) snapshot() error {
 	db.host.BeginSnapshot()
 	defer db.host.EndSnapshot()
+	if wal, empty, err := db.walMode(); err != nil || empty || !wal {
+		return err // nothing to snapshot yet
+	}
+	release, err := db.host.HoldReadTxn()
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	db.fol.Unfollow()
 	hdr, st, err := db.fol.CheckHeader()
@@ -394,7 +415,7 @@ func (db *DB) snapshot() error {
 	if st == WALSameGen || st == WALNewGeneration {
 		db.fol.Follow(hdr)
 		for {
-			txns, err := db.fol.ReadTxns(maxBatchBytes)
+			txns, err := db.fol.ReadTxns(maxBatchBytes, db.trusted())
 			if err != nil {
 				return err
 			}
@@ -491,7 +512,7 @@ func (db *DB) setReason(reason string, warn bool) {
 
 func (db *DB) setError(err error) {
 	db.mu.Lock()
-	db.lastErr, db.lastErrAt = err, time.Now()
+	db.lastErr, db.lastErrAt, db.errActive = err, time.Now(), true
 	db.notifyLocked()
 	db.mu.Unlock()
 }
@@ -500,6 +521,9 @@ func (db *DB) setError(err error) {
 func (db *DB) done(seq uint64, err error) {
 	db.mu.Lock()
 	db.pending = db.needSnapshot
+	if err == nil {
+		db.errActive = false
+	}
 	if err == nil && !db.needSnapshot && seq > db.captured {
 		db.captured = seq
 	}

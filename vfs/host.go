@@ -15,6 +15,8 @@ type Events struct {
 	SnapshotBroken  uint64        // db writes let through during a snapshot
 	GateWaits       uint64        // times an app thread waited at a gate
 	GateWait        time.Duration // total time app threads waited at gates
+	MxFrame         uint32        // wal-index mxFrame published by the last announced commit
+	Salt1, Salt2    uint32        // the WAL salts it belongs to
 	WALOpen         int           // WAL handles open now
 	Conns           int           // main-db handles open now
 	GateWaiters     int           // app threads waiting at a gate
@@ -47,6 +49,10 @@ type Host interface {
 	// resets; EndSnapshot releases them.
 	BeginSnapshot()
 	EndSnapshot()
+	// HoldReadTxn starts a read transaction on a private connection so no
+	// checkpointer (of any process) copies frames past it into the
+	// database file; the returned func ends it.
+	HoldReadTxn() (func(), error)
 	// OpenDBFile opens the database file for reading.
 	OpenDBFile() (DBFile, error)
 	// SetAttached says whether gates should wait for this replicator.

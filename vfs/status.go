@@ -33,7 +33,7 @@ func (db *DB) Status() Status {
 	st.Commits, st.GateWaits = ev.Announced, ev.GateWaits
 	st.GateWaitMS = float64(ev.GateWait) / float64(time.Millisecond)
 	db.mu.Lock()
-	reason, lastErr, lastErrAt, pending := db.reason, db.lastErr, db.lastErrAt, db.pending
+	reason, lastErr, lastErrAt, pending, errActive := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive
 	db.mu.Unlock()
 	if db.rep == nil {
 		st.State, st.Reason = StateNotReplicating, reason
@@ -54,7 +54,7 @@ func (db *DB) Status() Status {
 	switch {
 	case reason != "":
 		st.State, st.Reason = StateNotReplicating, reason
-	case rs.ErrorActive:
+	case errActive || rs.ErrorActive:
 		st.State = StateError
 	case pending:
 		st.State = StateNeedsSnapshot

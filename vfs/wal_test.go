@@ -127,7 +127,7 @@ func TestFollower(t *testing.T) {
 			t.Fatalf("CheckHeader() st=%v err=%v", st, err)
 		}
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(1 << 20)
+		txns, err := f.ReadTxns(1<<20, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestFollower(t *testing.T) {
 		// Completing the open transaction makes it visible, and only it.
 		w.frame(4, 4, 'f')
 		w.write(t, path)
-		txns, err = f.ReadTxns(1 << 20)
+		txns, err = f.ReadTxns(1<<20, 0)
 		if err != nil || len(txns) != 1 || len(txns[0].Pages) != 2 || txns[0].Commit != 4 {
 			t.Fatalf("txns=%+v err=%v", txns, err)
 		}
@@ -173,7 +173,7 @@ func TestFollower(t *testing.T) {
 		defer f.Close()
 		hdr, _, _ := f.CheckHeader()
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(1 << 20)
+		txns, err := f.ReadTxns(1<<20, 0)
 		if err != nil || len(txns) != 1 {
 			t.Fatalf("len(txns)=%d err=%v, want 1", len(txns), err)
 		}
@@ -196,7 +196,7 @@ func TestFollower(t *testing.T) {
 		defer f.Close()
 		hdr, _, _ := f.CheckHeader()
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(1 << 20)
+		txns, err := f.ReadTxns(1<<20, 0)
 		if err != nil || len(txns) != 1 {
 			t.Fatalf("len(txns)=%d err=%v, want 1 (old frames have other salts)", len(txns), err)
 		}
@@ -242,11 +242,11 @@ func TestFollower(t *testing.T) {
 		defer f.Close()
 		hdr, _, _ := f.CheckHeader()
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(4096) // far smaller than the transaction
+		txns, err := f.ReadTxns(4096, 0) // far smaller than the transaction
 		if err != nil || len(txns) != 1 || len(txns[0].Pages) != 300 {
 			t.Fatalf("txns=%d err=%v, want one whole transaction", len(txns), err)
 		}
-		txns, err = f.ReadTxns(4096)
+		txns, err = f.ReadTxns(4096, 0)
 		if err != nil || len(txns) != 1 {
 			t.Fatalf("second read: txns=%d err=%v", len(txns), err)
 		}
@@ -272,7 +272,7 @@ func TestFollowerRealWAL(t *testing.T) {
 		t.Fatalf("st=%v err=%v", st, err)
 	}
 	f.Follow(hdr)
-	txns, err := f.ReadTxns(1 << 30)
+	txns, err := f.ReadTxns(1<<30, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func FuzzFollower(f *testing.F) {
 			return
 		}
 		fol.Follow(hdr)
-		txns, err := fol.ReadTxns(1 << 20)
+		txns, err := fol.ReadTxns(1<<20, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -349,5 +349,43 @@ func BenchmarkWALChecksum(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	for i := 0; i < b.N; i++ {
 		WALChecksum(false, 1, 2, buf)
+	}
+}
+
+// TestFollowerTrustsWALIndex reads the WAL of testdata/savepoint-spill,
+// whose last committed transaction does not pass the checksum chain.
+func TestFollowerTrustsWALIndex(t *testing.T) {
+	tests := []struct {
+		name     string
+		trusted  uint32
+		wantTxns int
+	}{
+		{"ChecksumsOnly", 0, 8},
+		{"TrustedUpToMxFrame", 115, 9},
+		{"TrustedPartWay", 103, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewFollower("testdata/savepoint-spill/app.db-wal")
+			defer f.Close()
+			hdr, _, err := f.CheckHeader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Follow(hdr)
+			txns, err := f.ReadTxns(1<<30, tt.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(txns); got != tt.wantTxns {
+				t.Fatalf("len(txns)=%d, want %d", got, tt.wantTxns)
+			}
+			if tt.trusted == 115 {
+				last := txns[len(txns)-1]
+				if last.Commit != 54 || len(last.Pages) != 12 || f.Offset() != WALHeaderSize+115*hdr.FrameSize() {
+					t.Fatalf("last txn commit=%d pages=%d offset=%d", last.Commit, len(last.Pages), f.Offset())
+				}
+			}
+		})
 	}
 }
