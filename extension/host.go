@@ -65,6 +65,14 @@ func (h *host) wait(seen uint64, timeout time.Duration, gateOnly C.int) (uint64,
 
 func (h *host) Poke() { C.ls_poke(h.p) }
 
+func (h *host) WALIndex() (mxFrame, salt1, salt2 uint32, ok bool) {
+	var mx, s1, s2 C.uint32_t
+	if C.ls_walindex(h.p, &mx, &s1, &s2) == 0 {
+		return 0, 0, 0, false
+	}
+	return uint32(mx), uint32(s1), uint32(s2), true
+}
+
 func (h *host) Events() vfs.Events {
 	var ev C.lsEvents
 	C.ls_get_events(h.p, &ev)

@@ -52,6 +52,8 @@ struct lsDb {
   int goAttached;
   int snapshotting;
   int dbWritesInFlight;
+  void volatile *pShm0;      /* wal-index header mapping, while nShm0 > 0 */
+  int nShm0;                 /* main-db handles that mapped it */
   volatile int walDirty;     /* WAL written since the last announce */
   volatile int walWriteHeld; /* WAL_WRITE shm lock held in this process */
 };
@@ -252,6 +254,34 @@ void ls_get_events(lsDb *p, lsEvents *out) {
   pthread_mutex_lock(&p->mu);
   *out = p->ev;
   pthread_mutex_unlock(&p->mu);
+}
+
+/* ls_walindex reads mxFrame and the salts from the live wal-index header,
+** taking the two copies SQLite keeps (bytes 0-47 and 48-95) only when they
+** agree, as its readers do. Returns 0 if there is no mapping or no stable
+** read. */
+int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
+                uint32_t *pSalt2) {
+  int ok = 0, tries;
+  pthread_mutex_lock(&p->mu);
+  for (tries = 0; p->pShm0 && tries < 100 && !ok; tries++) {
+    unsigned char a[48], b[48];
+    const volatile unsigned char *h = (const volatile unsigned char *)p->pShm0;
+    int i;
+    for (i = 0; i < 48; i++) a[i] = h[i];
+    __sync_synchronize();
+    for (i = 0; i < 48; i++) b[i] = h[48 + i];
+    if (memcmp(a, b, 48) == 0 && a[12] /* isInit */) {
+      memcpy(pMxFrame, a + 16, 4);
+      *pSalt1 = ((uint32_t)a[32] << 24) | ((uint32_t)a[33] << 16) |
+                ((uint32_t)a[34] << 8) | a[35];
+      *pSalt2 = ((uint32_t)a[36] << 24) | ((uint32_t)a[37] << 16) |
+                ((uint32_t)a[38] << 8) | a[39];
+      ok = 1;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return ok;
 }
 
 void ls_ack(lsDb *p, uint64_t seq) {
@@ -461,9 +491,16 @@ static int lsDeviceCharacteristics(sqlite3_file *pFile) {
 }
 static int lsShmMap(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
                     void volatile **pp) {
+  lsFile *p = (lsFile *)pFile;
   int rc = ORIGFILE(pFile)->pMethods->xShmMap(ORIGFILE(pFile), iPg, pgsz,
                                               bExtend, pp);
-  if (rc == SQLITE_OK && iPg == 0) ((lsFile *)pFile)->pShm0 = *pp;
+  if (rc == SQLITE_OK && iPg == 0 && *pp && p->pShm0 == 0 && !lsForked) {
+    p->pShm0 = *pp;
+    pthread_mutex_lock(&p->pDb->mu);
+    p->pDb->pShm0 = *pp;
+    p->pDb->nShm0++;
+    pthread_mutex_unlock(&p->pDb->mu);
+  }
   return rc;
 }
 
@@ -516,7 +553,14 @@ static void lsShmBarrier(sqlite3_file *pFile) {
   ORIGFILE(pFile)->pMethods->xShmBarrier(ORIGFILE(pFile));
 }
 static int lsShmUnmap(sqlite3_file *pFile, int deleteFlag) {
-  ((lsFile *)pFile)->pShm0 = 0;
+  lsFile *p = (lsFile *)pFile;
+  if (p->pShm0 && !lsForked) {
+    /* Forget the mapping before the real unmap can remove it. */
+    pthread_mutex_lock(&p->pDb->mu);
+    if (--p->pDb->nShm0 == 0) p->pDb->pShm0 = 0;
+    pthread_mutex_unlock(&p->pDb->mu);
+  }
+  p->pShm0 = 0;
   return ORIGFILE(pFile)->pMethods->xShmUnmap(ORIGFILE(pFile), deleteFlag);
 }
 static int lsFetch(sqlite3_file *pFile, sqlite3_int64 iOfst, int iAmt,

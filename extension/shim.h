@@ -39,6 +39,8 @@ uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
 /* ls_poke wakes ls_wait. */
 void ls_poke(lsDb *p);
 void ls_ack(lsDb *p, uint64_t seq);
+int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
+                uint32_t *pSalt2);
 void ls_set_attached(lsDb *p, int attached);
 void ls_snapshot_begin(lsDb *p);
 void ls_snapshot_end(lsDb *p);

@@ -33,6 +33,9 @@ var (
 	// ErrNotReplicating is returned by Sync when the database cannot be
 	// replicated (journal mode, locking mode, another process).
 	ErrNotReplicating = errors.New("not replicating")
+	// ErrWALChanged is returned when another process restarted the WAL
+	// while frames were being read; the capture is retried as a snapshot.
+	ErrWALChanged = errors.New("wal restarted by another process while reading")
 )
 
 // reasonEmpty is the status reason of a database with no pages yet.
@@ -317,21 +320,47 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		if db.fol.Following() && ev.Restarts == db.genRestarts {
 			return false, db.owe("the WAL was restarted by another process")
 		}
+		if !db.fol.Succeeds(hdr) {
+			return false, db.owe("a WAL generation was missed (another process restarted it)")
+		}
 		db.fol.Follow(hdr)
 		db.genRestarts = ev.Restarts
 		return true, nil
 	}
 }
 
-// trusted returns how many frames of the followed generation SQLite's
-// wal-index says are committed, as of the last announced commit.
-func (db *DB) trusted() uint32 {
-	ev := db.host.Events()
-	hdr := db.fol.Header()
-	if ev.Salt1 != hdr.Salt1 || ev.Salt2 != hdr.Salt2 {
-		return 0
+// verifyGeneration checks, after pages were read from WAL frames, that the
+// WAL still holds the generation they were read from. SQLite rewrites the
+// header before it overwrites any frame of a restarted WAL, so an unchanged
+// header proves the frames read were not overwritten. This process's own
+// restarts wait at the gate; this catches another process's.
+func (db *DB) verifyGeneration() error {
+	if !db.fol.Following() {
+		return nil
 	}
-	return ev.MxFrame
+	if _, st, err := db.fol.CheckHeader(); err != nil {
+		return err
+	} else if st != WALSameGen {
+		db.needSnapshot = true
+		return ErrWALChanged
+	}
+	return nil
+}
+
+// trusted returns how many frames of the followed generation SQLite's
+// wal-index says are committed: the later of the value published with the
+// last announced commit and the live header (which also covers commits of
+// other processes).
+func (db *DB) trusted() uint32 {
+	hdr := db.fol.Header()
+	var n uint32
+	if ev := db.host.Events(); ev.Salt1 == hdr.Salt1 && ev.Salt2 == hdr.Salt2 {
+		n = ev.MxFrame
+	}
+	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
+		n = max(n, mx)
+	}
+	return n
 }
 
 func (db *DB) owe(why string) error {
@@ -382,7 +411,7 @@ func (db *DB) append(txns []Txn) error {
 	}
 	db.batched += len(txns)
 	commit := txns[len(txns)-1].Commit
-	_, err := db.rep.Append(len(txns), db.fol.Header().PageSize, commit, pgnos, read, time.Now())
+	_, err := db.rep.Append(len(txns), db.fol.Header().PageSize, commit, pgnos, read, db.verifyGeneration, time.Now())
 	if errors.Is(err, replicator.ErrPageSizeChanged) {
 		return db.owe("page size changed")
 	}
@@ -448,7 +477,7 @@ func (db *DB) snapshot() error {
 		return err
 	}
 	if !db.needSnapshot && !db.rep.Initialized() {
-		ok, err := db.rep.Reconcile(pageSize, commit, read)
+		ok, err := db.rep.Reconcile(pageSize, commit, read, db.verifyGeneration)
 		if err != nil {
 			return err
 		}
@@ -457,7 +486,7 @@ func (db *DB) snapshot() error {
 			return nil
 		}
 	}
-	txid, err := db.rep.Snapshot(pageSize, commit, read, time.Now())
+	txid, err := db.rep.Snapshot(pageSize, commit, read, db.verifyGeneration, time.Now())
 	if err != nil {
 		return err
 	}

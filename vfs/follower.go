@@ -36,6 +36,7 @@ type Follower struct {
 	ino  uint64
 
 	hdr       WALHeader
+	hdrIno    uint64 // inode of the file hdr was read from
 	following bool
 	offset    int64  // next frame offset; always a commit boundary
 	s1, s2    uint32 // checksum chain at offset
@@ -107,12 +108,24 @@ func (f *Follower) CheckHeader() (WALHeader, WALState, error) {
 
 // Follow starts following the generation of hdr from its first frame.
 func (f *Follower) Follow(hdr WALHeader) {
-	f.hdr = hdr
+	f.hdr, f.hdrIno = hdr, f.ino
 	f.following = true
 	f.offset = WALHeaderSize
 	f.s1, f.s2 = hdr.Checksum1, hdr.Checksum2
 	f.commit = 0
 	clear(f.index)
+}
+
+// Succeeds reports whether hdr, read from the current file, is the
+// generation right after the last one followed: in the same file, a WAL
+// restart increments the checkpoint sequence by one, so a jump means a
+// generation was missed. In a new file (the WAL was deleted and created
+// again) the sequence starts over and proves nothing: it reports true.
+func (f *Follower) Succeeds(hdr WALHeader) bool {
+	if f.hdrIno == 0 || f.ino != f.hdrIno {
+		return true
+	}
+	return hdr.CkptSeq == f.hdr.CkptSeq+1
 }
 
 // Unfollow forgets the generation being followed.

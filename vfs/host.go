@@ -41,6 +41,9 @@ type Host interface {
 	WaitGate(timeout time.Duration) Events
 	// Poke makes a pending Wait return.
 	Poke()
+	// WALIndex reads mxFrame and the salts from SQLite's live wal-index
+	// header; ok is false if it is not mapped or not stable.
+	WALIndex() (mxFrame, salt1, salt2 uint32, ok bool)
 	// Events returns the counters now.
 	Events() Events
 	// Ack tells waiting app threads that commits up to seq are captured.
