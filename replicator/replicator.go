@@ -209,13 +209,17 @@ func scan(pageSize, commit uint32, read PageReader) (*pageChecksums, error) {
 
 // Reconcile reads the database state and, if its checksum equals the last
 // spooled position's, adopts it as the base state so capture resumes
-// without a snapshot. It reports whether it matched.
-func (r *Replicator) Reconcile(pageSize, commit uint32, read PageReader) (bool, error) {
+// without a snapshot. It reports whether it matched. verify (optional)
+// runs after the last page is read; its error is returned.
+func (r *Replicator) Reconcile(pageSize, commit uint32, read PageReader, verify func() error) (bool, error) {
 	pos := r.Pos()
 	if pos.TXID == 0 || commit == 0 {
 		return false, nil
 	}
 	c, err := scan(pageSize, commit, read)
+	if err == nil && verify != nil {
+		err = verify()
+	}
 	if err != nil {
 		return false, err
 	}
@@ -228,7 +232,7 @@ func (r *Replicator) Reconcile(pageSize, commit uint32, read PageReader) (bool, 
 
 // Snapshot writes the whole state as a snapshot (MinTXID 1) at the snapshot
 // level with the next TXID, and makes it the base state.
-func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, ts time.Time) (ltx.TXID, error) {
+func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, verify func() error, ts time.Time) (ltx.TXID, error) {
 	if commit == 0 {
 		return 0, fmt.Errorf("snapshot: empty database")
 	}
@@ -251,7 +255,7 @@ func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, ts time.
 			}
 		}
 	}
-	e, err := r.write(replica.SnapshotLevel, hdr, pgnos, read, c)
+	e, err := r.write(replica.SnapshotLevel, hdr, pgnos, read, verify, c)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
@@ -265,7 +269,7 @@ func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, ts time.
 // level 0 with TXIDs pos+1..pos+n. pgnos lists the pages they changed in
 // ascending order (pages past commit are skipped); commit is the db size
 // after the last of them.
-func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read PageReader, ts time.Time) (ltx.TXID, error) {
+func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read PageReader, verify func() error, ts time.Time) (ltx.TXID, error) {
 	if r.crcs == nil {
 		return 0, ErrNotInitialized
 	}
@@ -291,7 +295,7 @@ func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read
 		}
 	}
 	d := newDelta(r.crcs, commit)
-	e, err := r.write(0, hdr, seq, read, d)
+	e, err := r.write(0, hdr, seq, read, verify, d)
 	if err != nil {
 		return 0, err
 	}
@@ -307,8 +311,10 @@ type checksummer interface {
 }
 
 // write encodes one LTX file into the spool, passing every page's checksum
-// to c; the post-apply checksum is c's afterwards.
-func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bool), read PageReader, c checksummer) (*spoolEntry, error) {
+// to c; the post-apply checksum is c's afterwards. verify, if not nil, runs
+// once every page was read: an error discards the file (the source changed
+// under the reader).
+func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bool), read PageReader, verify func() error, c checksummer) (*spoolEntry, error) {
 	rw, err := r.spool.begin()
 	if err != nil {
 		return nil, err
@@ -335,6 +341,9 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 			break
 		}
 		c.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
+	}
+	if err == nil && verify != nil {
+		err = verify()
 	}
 	if err != nil {
 		rw.abort()

@@ -154,7 +154,7 @@ func TestReplicator(t *testing.T) {
 	t.Run("SnapshotAppendShrinkRestore", func(t *testing.T) {
 		h := newHarness(t, "")
 		m := newModel(512, 10, 1)
-		txid, err := h.r.Snapshot(512, m.commit(), m.read, time.Now())
+		txid, err := h.r.Snapshot(512, m.commit(), m.read, nil, time.Now())
 		if err != nil || txid != 1 {
 			t.Fatalf("Snapshot()=%d, %v; want 1", txid, err)
 		}
@@ -175,7 +175,7 @@ func TestReplicator(t *testing.T) {
 			if st.shrink > 0 {
 				m.pages = m.pages[:st.shrink]
 			}
-			got, err := h.r.Append(st.n, 512, m.commit(), pgnos, m.read, time.Now())
+			got, err := h.r.Append(st.n, 512, m.commit(), pgnos, m.read, nil, time.Now())
 			if err != nil {
 				t.Fatalf("step %d: Append: %v", i, err)
 			}
@@ -194,11 +194,11 @@ func TestReplicator(t *testing.T) {
 	t.Run("ReopenResumesAndReconciles", func(t *testing.T) {
 		h := newHarness(t, "")
 		m := newModel(4096, 4, 2)
-		if _, err := h.r.Snapshot(4096, m.commit(), m.read, time.Now()); err != nil {
+		if _, err := h.r.Snapshot(4096, m.commit(), m.read, nil, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		pgnos := m.change(3)
-		txid, err := h.r.Append(1, 4096, m.commit(), pgnos, m.read, time.Now())
+		txid, err := h.r.Append(1, 4096, m.commit(), pgnos, m.read, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,14 +213,14 @@ func TestReplicator(t *testing.T) {
 			t.Fatal("Initialized() before Reconcile")
 		}
 		other := newModel(4096, 4, 99)
-		if ok, err := h.r.Reconcile(4096, other.commit(), other.read); err != nil || ok {
+		if ok, err := h.r.Reconcile(4096, other.commit(), other.read, nil); err != nil || ok {
 			t.Fatalf("Reconcile(other db)=%v, %v; want false", ok, err)
 		}
-		if ok, err := h.r.Reconcile(4096, m.commit(), m.read); err != nil || !ok {
+		if ok, err := h.r.Reconcile(4096, m.commit(), m.read, nil); err != nil || !ok {
 			t.Fatalf("Reconcile(same db)=%v, %v; want true", ok, err)
 		}
 		pgnos = m.change(1, 5)
-		txid, err = h.r.Append(1, 4096, m.commit(), pgnos, m.read, time.Now())
+		txid, err = h.r.Append(1, 4096, m.commit(), pgnos, m.read, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,14 +237,14 @@ func TestReplicator(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := newModel(512, 3, 3)
-		if _, err := h.r.Snapshot(512, m.commit(), m.read, time.Now()); err != nil {
+		if _, err := h.r.Snapshot(512, m.commit(), m.read, nil, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		var txid ltx.TXID
 		for i := 0; i < 5; i++ {
 			var err error
 			pgnos := m.change(uint32(i%3) + 1)
-			if txid, err = h.r.Append(1, 512, m.commit(), pgnos, m.read, time.Now()); err != nil {
+			if txid, err = h.r.Append(1, 512, m.commit(), pgnos, m.read, nil, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -297,14 +297,14 @@ func TestReplicator(t *testing.T) {
 
 	t.Run("AppendNeedsBase", func(t *testing.T) {
 		h := newHarness(t, "")
-		if _, err := h.r.Append(1, 512, 1, []uint32{1}, newModel(512, 1, 4).read, time.Now()); !errors.Is(err, ErrNotInitialized) {
+		if _, err := h.r.Append(1, 512, 1, []uint32{1}, newModel(512, 1, 4).read, nil, time.Now()); !errors.Is(err, ErrNotInitialized) {
 			t.Fatalf("Append without base: %v, want ErrNotInitialized", err)
 		}
 		m := newModel(512, 2, 5)
-		if _, err := h.r.Snapshot(512, m.commit(), m.read, time.Now()); err != nil {
+		if _, err := h.r.Snapshot(512, m.commit(), m.read, nil, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.r.Append(1, 1024, 1, []uint32{1}, m.read, time.Now()); !errors.Is(err, ErrPageSizeChanged) {
+		if _, err := h.r.Append(1, 1024, 1, []uint32{1}, m.read, nil, time.Now()); !errors.Is(err, ErrPageSizeChanged) {
 			t.Fatalf("Append with other page size: %v, want ErrPageSizeChanged", err)
 		}
 	})
@@ -312,18 +312,18 @@ func TestReplicator(t *testing.T) {
 	t.Run("TornSpoolRecordDropped", func(t *testing.T) {
 		h := newHarness(t, "")
 		m := newModel(512, 2, 6)
-		if _, err := h.r.Snapshot(512, m.commit(), m.read, time.Now()); err != nil {
+		if _, err := h.r.Snapshot(512, m.commit(), m.read, nil, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if err := h.r.Close(); err != nil {
 			t.Fatal(err)
 		}
 		h.open()
-		if _, err := h.r.Reconcile(512, m.commit(), m.read); err != nil {
+		if _, err := h.r.Reconcile(512, m.commit(), m.read, nil); err != nil {
 			t.Fatal(err)
 		}
 		pgnos := m.change(1)
-		txid, err := h.r.Append(1, 512, m.commit(), pgnos, m.read, time.Now())
+		txid, err := h.r.Append(1, 512, m.commit(), pgnos, m.read, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,14 +357,14 @@ func TestReplicator(t *testing.T) {
 	t.Run("SegmentsRollAndGo", func(t *testing.T) {
 		h := newHarness(t, "")
 		m := newModel(65536, 8, 7)
-		txid, err := h.r.Snapshot(65536, m.commit(), m.read, time.Now())
+		txid, err := h.r.Snapshot(65536, m.commit(), m.read, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		// 40 transactions of 8 random 64 KiB pages: > 16 MiB of spool.
 		for i := 0; i < 40; i++ {
 			pgnos := m.change(1, 2, 3, 4, 5, 6, 7, 8)
-			if txid, err = h.r.Append(1, 65536, m.commit(), pgnos, m.read, time.Now()); err != nil {
+			if txid, err = h.r.Append(1, 65536, m.commit(), pgnos, m.read, nil, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}
