@@ -35,6 +35,9 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 		GateWaits:       uint64(ev.gateWaits),
 		GateWait:        time.Duration(ev.gateWaitNs),
 		MxFrame:         uint32(ev.mxFrame),
+		EndMxFrame:      uint32(ev.endMxFrame),
+		EndSalt1:        uint32(ev.endSalt1),
+		EndSalt2:        uint32(ev.endSalt2),
 		Salt1:           uint32(ev.salt1),
 		Salt2:           uint32(ev.salt2),
 		WALOpen:         int(ev.nWalOpen),
@@ -79,7 +82,9 @@ func (h *host) Events() vfs.Events {
 	return convertEvents(&ev)
 }
 
-func (h *host) Ack(seq uint64) { C.ls_ack(h.p, C.uint64_t(seq)) }
+func (h *host) Ack(seq uint64, salt1, salt2, frames uint32) {
+	C.ls_ack(h.p, C.uint64_t(seq), C.uint32_t(salt1), C.uint32_t(salt2), C.uint32_t(frames))
+}
 func (h *host) BeginSnapshot() { C.ls_snapshot_begin(h.p) }
 func (h *host) EndSnapshot()   { C.ls_snapshot_end(h.p) }
 func (h *host) SetAttached(b bool) {

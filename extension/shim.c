@@ -46,6 +46,7 @@ struct lsDb {
   pthread_cond_t appCond; /* app threads wait here at gates */
   uint64_t ver;           /* bumped on every event Go cares about */
   uint64_t acked;
+  uint32_t ackSalt1, ackSalt2, ackFrames; /* Go's WAL position at its last ack */
   lsEvents ev;
   int goWaiting;     /* Go waits for any event */
   int goGateWaiting; /* Go waits only for gate waiters */
@@ -140,17 +141,56 @@ static void lsEventLocked(lsDb *p) {
   if (p->goWaiting) pthread_cond_signal(&p->goCond);
 }
 
+/* lsReadHdr copies mxFrame and the salts out of a wal-index header mapping
+** (fileformat2.html#walindexformat: mxFrame at byte 16, the salts as raw
+** WAL-header bytes at 32). */
+static void lsReadHdr(const volatile void *pShm0, uint32_t *pMx, uint32_t *pS1,
+                      uint32_t *pS2) {
+  const volatile unsigned char *h = (const volatile unsigned char *)pShm0;
+  *pMx = *(const volatile uint32_t *)(h + 16);
+  *pS1 = ((uint32_t)h[32] << 24) | ((uint32_t)h[33] << 16) |
+         ((uint32_t)h[34] << 8) | h[35];
+  *pS2 = ((uint32_t)h[36] << 24) | ((uint32_t)h[37] << 16) |
+         ((uint32_t)h[38] << 8) | h[39];
+}
+
+/* lsRecordEnd notes the committed extent of the current generation just
+** before SQLite may end it (a restart resets the wal-index header, a close
+** unmaps it), so the gate can make Go read every committed frame of it,
+** this process's or another's, while the WAL file still holds them. */
+static void lsRecordEnd(lsFile *p) {
+  uint32_t mx, s1, s2;
+  lsDb *d = p->pDb;
+  if (p->pShm0 == 0) return;
+  lsReadHdr(p->pShm0, &mx, &s1, &s2);
+  pthread_mutex_lock(&d->mu);
+  d->ev.endMxFrame = mx;
+  d->ev.endSalt1 = s1;
+  d->ev.endSalt2 = s2;
+  lsEventLocked(d);
+  pthread_mutex_unlock(&d->mu);
+}
+
+/* lsBehindLocked reports whether Go has yet to capture something a WAL
+** reset would destroy: an announced commit, or committed frames of the
+** generation it follows up to the recorded end. Caller holds p->mu. */
+static int lsBehindLocked(lsDb *p) {
+  if (p->acked < p->ev.announced || p->snapshotting) return 1;
+  return p->ev.endMxFrame > 0 && p->ackSalt1 == p->ev.endSalt1 &&
+         p->ackSalt2 == p->ev.endSalt2 && p->ackFrames < p->ev.endMxFrame;
+}
+
 /* lsGate runs before SQLite destroys WAL content (restart, truncate,
-** delete): it waits until Go has taken every announced commit. */
+** delete): it waits until Go has taken every announced commit and every
+** committed frame of the generation it follows. */
 static void lsGate(lsDb *p) {
   struct timespec dl;
   pthread_mutex_lock(&p->mu);
-  if (p->goAttached && !p->ev.shutdown &&
-      (p->acked < p->ev.announced || p->snapshotting)) {
+  if (p->goAttached && !p->ev.shutdown && lsBehindLocked(p)) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     lsDeadline(&dl, lsGateTimeoutMs);
-    while (p->acked < p->ev.announced || p->snapshotting) {
+    while (lsBehindLocked(p)) {
       int rc;
       p->ev.gateWaiters++;
       lsEventLocked(p);
@@ -284,9 +324,13 @@ int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
   return ok;
 }
 
-void ls_ack(lsDb *p, uint64_t seq) {
+void ls_ack(lsDb *p, uint64_t seq, uint32_t salt1, uint32_t salt2,
+            uint32_t frames) {
   pthread_mutex_lock(&p->mu);
   if (seq > p->acked) p->acked = seq;
+  p->ackSalt1 = salt1;
+  p->ackSalt2 = salt2;
+  p->ackFrames = frames;
   pthread_cond_broadcast(&p->appCond);
   pthread_mutex_unlock(&p->mu);
 }
@@ -509,6 +553,13 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
   sqlite3_file *o = ORIGFILE(pFile);
   lsDb *d = p->pDb;
   int rc;
+  if (!lsForked && ofst == 4 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
+    /* READ_LOCK(1..) taken exclusively: a writer or checkpointer is about
+    ** to restart the WAL (walRestartHdr resets the wal-index header). */
+    rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_OK) lsRecordEnd(p);
+    return rc;
+  }
   if (lsForked || ofst != 0 || (flags & SQLITE_SHM_EXCLUSIVE) == 0) {
     return o->pMethods->xShmLock(o, ofst, n, flags);
   }
@@ -522,21 +573,13 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
       ** mxFrame even where their checksums do not chain: SQLite leaves
       ** such frames behind after ROLLBACK TO in a transaction that
       ** spilled, and its own readers go by the wal-index. */
-      uint32_t mxFrame = 0;
-      unsigned char salt[8] = {0};
-      if (p->pShm0) {
-        const volatile unsigned char *h = (const volatile unsigned char *)p->pShm0;
-        int i;
-        mxFrame = *(const volatile uint32_t *)(h + 16);
-        for (i = 0; i < 8; i++) salt[i] = h[32 + i];
-      }
+      uint32_t mxFrame = 0, salt1 = 0, salt2 = 0;
+      if (p->pShm0) lsReadHdr(p->pShm0, &mxFrame, &salt1, &salt2);
       pthread_mutex_lock(&d->mu);
       d->walDirty = 0;
       d->ev.mxFrame = mxFrame;
-      d->ev.salt1 = ((uint32_t)salt[0] << 24) | ((uint32_t)salt[1] << 16) |
-                    ((uint32_t)salt[2] << 8) | salt[3];
-      d->ev.salt2 = ((uint32_t)salt[4] << 24) | ((uint32_t)salt[5] << 16) |
-                    ((uint32_t)salt[6] << 8) | salt[7];
+      d->ev.salt1 = salt1;
+      d->ev.salt2 = salt2;
       d->ev.announced++;
       lsEventLocked(d);
       pthread_mutex_unlock(&d->mu);
@@ -555,6 +598,7 @@ static void lsShmBarrier(sqlite3_file *pFile) {
 static int lsShmUnmap(sqlite3_file *pFile, int deleteFlag) {
   lsFile *p = (lsFile *)pFile;
   if (p->pShm0 && !lsForked) {
+    lsRecordEnd(p); /* a close may checkpoint and delete the WAL next */
     /* Forget the mapping before the real unmap can remove it. */
     pthread_mutex_lock(&p->pDb->mu);
     if (--p->pDb->nShm0 == 0) p->pDb->pShm0 = 0;

@@ -23,6 +23,8 @@ typedef struct lsEvents {
   uint64_t gateWaitNs;       /* total time app threads waited at gates */
   uint32_t mxFrame;          /* wal-index mxFrame at the last announce */
   uint32_t salt1, salt2;     /* WAL salts at the last announce */
+  uint32_t endMxFrame;       /* last mxFrame of a generation about to end */
+  uint32_t endSalt1, endSalt2; /* its salts */
   int nWalOpen;              /* WAL handles open now */
   int nConn;                 /* main-db handles open now */
   int gateWaiters;           /* app threads waiting at a gate */
@@ -38,7 +40,8 @@ uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
                  lsEvents *out);
 /* ls_poke wakes ls_wait. */
 void ls_poke(lsDb *p);
-void ls_ack(lsDb *p, uint64_t seq);
+void ls_ack(lsDb *p, uint64_t seq, uint32_t salt1, uint32_t salt2,
+            uint32_t frames);
 int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
                 uint32_t *pSalt2);
 void ls_set_attached(lsDb *p, int attached);

@@ -221,7 +221,13 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		if err != nil {
 			db.needSnapshot = true
 		}
-		db.host.Ack(seq)
+		var s1, s2, frames uint32
+		if db.fol.Following() {
+			hdr := db.fol.Header()
+			s1, s2 = hdr.Salt1, hdr.Salt2
+			frames = uint32((db.fol.Offset() - WALHeaderSize) / hdr.FrameSize())
+		}
+		db.host.Ack(seq, s1, s2, frames)
 		db.done(seq, err)
 		db.seen = ev
 	}()
@@ -312,6 +318,9 @@ func (db *DB) adopt(ev Events) (bool, error) {
 			if ev.Restarts == db.genRestarts {
 				return false, db.owe("the WAL was reset by another process")
 			}
+			if db.endsBeyond(ev) {
+				return false, db.owe("the WAL was reset before all its commits were read")
+			}
 			db.fol.Unfollow()
 			db.genRestarts = ev.Restarts
 		}
@@ -322,6 +331,9 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		}
 		if !db.fol.Succeeds(hdr) {
 			return false, db.owe("a WAL generation was missed (another process restarted it)")
+		}
+		if db.fol.Following() && db.endsBeyond(ev) {
+			return false, db.owe("the WAL was restarted before all its commits were read")
 		}
 		db.fol.Follow(hdr)
 		db.genRestarts = ev.Restarts
@@ -347,6 +359,16 @@ func (db *DB) verifyGeneration() error {
 	return nil
 }
 
+// endsBeyond reports whether the followed generation was recorded to end
+// past the last frame read from it.
+func (db *DB) endsBeyond(ev Events) bool {
+	hdr := db.fol.Header()
+	if ev.EndSalt1 != hdr.Salt1 || ev.EndSalt2 != hdr.Salt2 {
+		return false
+	}
+	return WALHeaderSize+int64(ev.EndMxFrame)*hdr.FrameSize() > db.fol.Offset()
+}
+
 // trusted returns how many frames of the followed generation SQLite's
 // wal-index says are committed: the later of the value published with the
 // last announced commit and the live header (which also covers commits of
@@ -359,6 +381,9 @@ func (db *DB) trusted() uint32 {
 	}
 	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
 		n = max(n, mx)
+	}
+	if ev := db.host.Events(); ev.EndSalt1 == hdr.Salt1 && ev.EndSalt2 == hdr.Salt2 {
+		n = max(n, ev.EndMxFrame)
 	}
 	return n
 }

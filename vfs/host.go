@@ -17,10 +17,13 @@ type Events struct {
 	GateWait        time.Duration // total time app threads waited at gates
 	MxFrame         uint32        // wal-index mxFrame published by the last announced commit
 	Salt1, Salt2    uint32        // the WAL salts it belongs to
-	WALOpen         int           // WAL handles open now
-	Conns           int           // main-db handles open now
-	GateWaiters     int           // app threads waiting at a gate
-	Shutdown        bool          // the process is exiting
+	EndMxFrame      uint32        // committed frames of a generation about to end
+	EndSalt1        uint32        // its salts
+	EndSalt2        uint32
+	WALOpen         int  // WAL handles open now
+	Conns           int  // main-db handles open now
+	GateWaiters     int  // app threads waiting at a gate
+	Shutdown        bool // the process is exiting
 }
 
 // DBFile reads the main database file without disturbing the host's locks.
@@ -46,8 +49,10 @@ type Host interface {
 	WALIndex() (mxFrame, salt1, salt2 uint32, ok bool)
 	// Events returns the counters now.
 	Events() Events
-	// Ack tells waiting app threads that commits up to seq are captured.
-	Ack(seq uint64)
+	// Ack tells waiting app threads that commits up to seq are captured,
+	// and that the generation with salts (salt1, salt2) is captured up to
+	// frames (0 if none is followed).
+	Ack(seq uint64, salt1, salt2, frames uint32)
 	// BeginSnapshot holds back checkpoint writes to the db file and WAL
 	// resets; EndSnapshot releases them.
 	BeginSnapshot()
