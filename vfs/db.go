@@ -191,13 +191,13 @@ func (db *DB) loop(ctx context.Context) {
 			return
 		}
 		// Under load, let commits accumulate so each LTX file (and its
-		// fsyncs and upload) covers more of them: after a step that was
-		// woken by commits, pause (a step may have found nothing new: the
-		// previous one read past its announcement); the pause doubles while commits keep
-		// arriving during it and vanishes when none do, so a lone commit
-		// after a quiet spell is taken at once. An app thread waiting at a
-		// gate cuts the pause short.
-		if ev.Announced != lastAnnounced {
+		// fsyncs and upload) covers more of them. Load shows as several
+		// transactions in one step, or as a step woken by commits that the
+		// previous one had already read. The pause doubles while commits
+		// keep arriving during it and vanishes when none do or a step takes
+		// a single commit, so light traffic is taken at once. An app thread
+		// waiting at a gate cuts the pause short.
+		if db.batched > 1 || (db.batched == 0 && ev.Announced != lastAnnounced) {
 			pause = min(max(2*pause, minCoalesce), maxCoalesce)
 			before := db.host.Events().Announced
 			after := db.host.WaitGate(pause)

@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
   char path[4096], sql[128];
   sqlite3 *db = 0;
   sqlite3_stmt *ins = 0;
-  double t0, elapsed;
+  double t0, elapsed, cpu0, cpu;
   struct rusage ru;
 
   if (argc < 5) {
@@ -89,6 +89,11 @@ int main(int argc, char **argv) {
   check(sqlite3_prepare_v2(db, "INSERT INTO t(v) VALUES (?)", -1, &ins, 0), db,
         "prepare");
 
+  {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    cpu0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  }
   t0 = now();
   for (i = 0; i < n; i++) {
     sqlite3_bind_text(ins, 1, "a row of text about this long", -1, SQLITE_STATIC);
@@ -96,9 +101,14 @@ int main(int argc, char **argv) {
     sqlite3_reset(ins);
   }
   elapsed = now() - t0;
+  {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    cpu = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - cpu0;
+  }
   getrusage(RUSAGE_SELF, &ru);
-  printf("mode=%s sync=%s n=%d elapsed=%.4f tps=%.0f maxrss_kb=%ld", mode, sync,
-         n, elapsed, n / elapsed, ru.ru_maxrss);
+  printf("mode=%s sync=%s n=%d elapsed=%.4f thread_cpu=%.4f tps=%.0f maxrss_kb=%ld",
+         mode, sync, n, elapsed, cpu, n / elapsed, ru.ru_maxrss);
 
   if (ext_mode && !getenv("BENCH_NOLAG")) {
     enum { LAG_N = 200 };
