@@ -687,6 +687,39 @@ func TestMultiProcess(t *testing.T) {
 		verifyRestore(t, db, fileURL(defaultReplica(db)))
 	})
 
+	// TakeOver: the second process waits for the replication lock and
+	// replicates once the first one is gone, with no gap.
+	t.Run("TakeOver", func(t *testing.T) {
+		_, db := newDB(t)
+		seed := newSeed(t)
+		lines := workload(seed, 40)
+		p1 := startC(t, db, dbURI(db), nil)
+		p1.must("PRAGMA journal_mode=WAL;")
+		p2 := startC(t, db, dbURI(db), nil)
+		for _, l := range lines[:len(lines)/2] {
+			p2.must(l)
+		}
+		if st := p2.status(); st.State() != "not-replicating" {
+			t.Fatalf("second process state=%q while the first replicates, want not-replicating: %s", st.State(), st)
+		}
+		p1.sync(60000)
+		if r := p1.close(); r.Code != 0 {
+			t.Fatalf("C client 1 exit\n%s", r)
+		}
+		st, ok := p2.pollStatus(30*time.Second, func(st status) bool { return st.State() != "not-replicating" })
+		if !ok {
+			t.Fatalf("second process did not take over after the first exited: %s", st)
+		}
+		for _, l := range lines[len(lines)/2:] {
+			p2.must(l)
+		}
+		t.Logf("litestream_sync in process 2 after take-over: %d", p2.sync(60000))
+		if r := p2.close(); r.Code != 0 {
+			t.Fatalf("C client 2 exit\n%s", r)
+		}
+		verifyRestore(t, db, fileURL(defaultReplica(db)))
+	})
+
 	t.Run("WriterWithoutExtension", func(t *testing.T) {
 		_, db := newDB(t)
 		seed := newSeed(t)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,7 +71,8 @@ type DB struct {
 
 	// Owned by the capture goroutine.
 	seen         Events
-	genRestarts  uint64 // Restarts when the followed generation was adopted
+	genRestarts  uint64      // Restarts when the followed generation was adopted
+	owner        atomic.Bool // this process holds the replication lock
 	exclusive    bool
 	batched      int // transactions captured by the current step
 	needSnapshot bool
@@ -113,33 +115,57 @@ func Open(cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		owner, _ := io.ReadAll(io.LimitReader(lock, 32))
-		_ = lock.Close()
-		db.reason = fmt.Sprintf("another process (pid %s) replicates this database", string(owner))
-		db.logger.Warn("not replicating", "reason", db.reason)
-		return db, nil
-	}
-	_ = lock.Truncate(0)
-	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
 	db.lock = lock
 	db.rep = replicator.New(cfg.Replica, replicator.Options{
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
 		Logger:   db.logger,
 		OnBroken: db.host.Poke,
 	})
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		owner, _ := io.ReadAll(io.LimitReader(lock, 32))
+		db.reason = fmt.Sprintf("another process (pid %s) replicates this database", string(owner))
+		db.logger.Warn("not replicating", "reason", db.reason)
+		return db, nil
+	}
+	db.takeOwnership()
 	return db, nil
 }
 
-// Replicating reports whether this process replicates the database.
-func (db *DB) Replicating() bool { return db.rep != nil }
+// takeOwnership records this process as the replicating one.
+func (db *DB) takeOwnership() {
+	_ = db.lock.Truncate(0)
+	_, _ = db.lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	db.owner.Store(true)
+}
 
-// Start launches capture and upload.
+// Replicating reports whether this process replicates the database.
+func (db *DB) Replicating() bool { return db.owner.Load() }
+
+// Start launches capture and upload. If another process holds the
+// replication lock, Start waits for it in the background (a blocking flock:
+// no polling) and takes over when that process goes away; capture then
+// begins by reconciling the database with the replica.
 func (db *DB) Start(ctx context.Context) {
-	if db.rep == nil {
+	if !db.owner.Load() {
+		go func() {
+			if err := syscall.Flock(int(db.lock.Fd()), syscall.LOCK_EX); err != nil || ctx.Err() != nil {
+				return
+			}
+			db.takeOwnership()
+			db.setReason("", false)
+			db.logger.Info("took over replication")
+			db.start(ctx)
+		}()
 		return
 	}
-	ctx, db.cancel = context.WithCancel(ctx)
+	db.start(ctx)
+}
+
+func (db *DB) start(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	db.mu.Lock()
+	db.cancel = cancel
+	db.mu.Unlock()
 	db.host.SetAttached(true)
 	db.rep.Start(ctx)
 	db.wg.Add(1)
@@ -151,13 +177,16 @@ func (db *DB) Start(ctx context.Context) {
 
 // Close stops the goroutines. Spooled files stay for the next open.
 func (db *DB) Close() error {
-	if db.cancel != nil {
-		db.cancel()
+	db.mu.Lock()
+	cancel := db.cancel
+	db.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 	db.host.SetAttached(false)
 	db.wg.Wait()
 	var err error
-	if db.rep != nil {
+	if db.owner.Load() {
 		err = db.rep.Close()
 	}
 	_ = db.fol.Close()

@@ -35,7 +35,7 @@ func (db *DB) Status() Status {
 	db.mu.Lock()
 	reason, lastErr, lastErrAt, pending, errActive := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive
 	db.mu.Unlock()
-	if db.rep == nil {
+	if !db.owner.Load() {
 		st.State, st.Reason = StateNotReplicating, reason
 		return st
 	}
@@ -69,7 +69,7 @@ func (db *DB) Status() Status {
 // Sync waits until every transaction committed before the call is durable
 // in the replica and returns the TXID that covers it.
 func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
-	if db.rep == nil {
+	if !db.owner.Load() {
 		return 0, fmt.Errorf("%w: %s", ErrNotReplicating, db.Status().Reason)
 	}
 	target := db.host.Events().Announced
