@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/internal/fsutil"
 )
 
 // The spool keeps captured LTX files on local disk until the replica has
@@ -244,7 +246,7 @@ func (s *spool) sync(entries []*spoolEntry) error {
 		s.mu.Unlock()
 	}
 	if dirty {
-		if err := syncDir(s.dir); err != nil {
+		if err := fsutil.SyncDir(s.dir); err != nil {
 			return fmt.Errorf("sync spool dir: %w", err)
 		}
 	}
@@ -295,15 +297,6 @@ func sortEntries(a []*spoolEntry) {
 		}
 		return a[i].Level > a[j].Level
 	})
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // trailerOf verifies an LTX file and returns its post-apply checksum.

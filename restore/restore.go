@@ -11,6 +11,8 @@ import (
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/internal/fsutil"
 )
 
 // Options configures Restore.
@@ -149,7 +151,7 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 	if err := os.Rename(tmp, out); err != nil {
 		return Result{}, fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	if err := syncDir(filepath.Dir(out)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(out)); err != nil {
 		return Result{}, err // the database is in place; only durability is in doubt
 	}
 
@@ -201,17 +203,4 @@ func removeSideFiles(path string) {
 	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
 		_ = os.Remove(path + suffix)
 	}
-}
-
-// syncDir fsyncs a directory so a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
-	}
-	defer func() { _ = d.Close() }()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
 }

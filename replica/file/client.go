@@ -16,6 +16,8 @@ import (
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/internal/fsutil"
 )
 
 // tmpSuffix ends the name of every file being written; LTXFiles skips them.
@@ -244,19 +246,6 @@ func mkdirAll(dir string) error {
 	return syncDir(parent)
 }
 
-// syncDir fsyncs a directory so renames and removals in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("file: open dir %s: %w", dir, err)
-	}
-	defer func() { _ = d.Close() }()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("file: sync dir %s: %w", dir, err)
-	}
-	return nil
-}
-
 // ctxReader stops a copy when its context is cancelled.
 type ctxReader struct {
 	ctx context.Context
@@ -268,4 +257,12 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// syncDir is fsutil.SyncDir with this backend's error prefix.
+func syncDir(dir string) error {
+	if err := fsutil.SyncDir(dir); err != nil {
+		return fmt.Errorf("file: %w", err)
+	}
+	return nil
 }
