@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +36,11 @@ var sqliteURIParams = map[string]bool{
 	"immutable": true, "modeof": true,
 }
 
-// ourURIParams are the URI parameters this extension understands.
-var ourURIParams = map[string]bool{"replica": true}
+// isS3Param reports whether k is an s3:// replica option, accepted as a
+// database URI parameter too (a nested "?…&…" would need percent-encoding).
+func isS3Param(k string) bool {
+	return slices.Contains(replicaurl.S3Params(), k)
+}
 
 type entry struct {
 	db      *vfs.DB
@@ -87,8 +92,13 @@ func parseParams(s string) map[string]string {
 // the replica= parameter, else LITESTREAM_REPLICA_URL, else the directory
 // <db>-replica beside the database.
 func openConfig(path string, params map[string]string) (string, replica.Client, error) {
-	for k := range params {
-		if !sqliteURIParams[k] && !ourURIParams[k] {
+	s3opts := url.Values{}
+	for k, v := range params {
+		switch {
+		case sqliteURIParams[k], k == "replica":
+		case isS3Param(k):
+			s3opts.Set(k, v)
+		default:
 			return "", nil, fmt.Errorf("unknown URI parameter %q", k)
 		}
 	}
@@ -102,11 +112,36 @@ func openConfig(path string, params map[string]string) (string, replica.Client, 
 		raw = path + "-replica"
 		source = "default"
 	}
+	if len(s3opts) > 0 {
+		// Options given as database URI parameters join (and override)
+		// the replica URL's own query.
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "s3" {
+			for k := range s3opts {
+				return "", nil, fmt.Errorf("URI parameter %q applies only to s3:// replicas (replica is %q)", k, redact(raw))
+			}
+		}
+		q := u.Query()
+		for k := range s3opts {
+			q.Set(k, s3opts.Get(k))
+		}
+		u.RawQuery = q.Encode()
+		raw = u.String()
+	}
 	client, err := replicaurl.Open(raw)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: %w", source, err)
 	}
 	return raw, client, nil
+}
+
+// redact drops user info from a URL for messages.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	return raw
 }
 
 // goDBOpen is called by the shim for every open of a main database.

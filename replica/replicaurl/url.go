@@ -22,7 +22,7 @@ var (
 	mu      sync.RWMutex
 	openers = map[string]Opener{
 		"file": openFile,
-		"s3":   openNotYet("S3 replicas arrive in a later version"),
+		"s3":   openS3,
 	}
 )
 
@@ -81,14 +81,6 @@ func Open(raw string) (replica.Client, error) {
 		return nil, fmt.Errorf("%w: %w", replica.ErrInvalidURL, err)
 	}
 	return fn(u)
-}
-
-// openNotYet returns an Opener for a reserved scheme that explains why it
-// cannot be used yet.
-func openNotYet(why string) Opener {
-	return func(u *url.URL) (replica.Client, error) {
-		return nil, fmt.Errorf("%w: %q: %s", replica.ErrInvalidURL, u.Redacted(), why)
-	}
 }
 
 // openFile opens a "file:///abs/dir" URL.
