@@ -95,7 +95,7 @@ func openConfig(path string, params map[string]string) (string, replica.Client, 
 	s3opts := url.Values{}
 	for k, v := range params {
 		switch {
-		case sqliteURIParams[k], k == "replica":
+		case sqliteURIParams[k], k == "replica", k == "max-puts-per-second":
 		case isS3Param(k):
 			s3opts.Set(k, v)
 		default:
@@ -135,6 +135,30 @@ func openConfig(path string, params map[string]string) (string, replica.Client, 
 	return raw, client, nil
 }
 
+// defaultS3PutRate is the default cap on PUTs per second to S3, where each
+// request is billed; a local directory has no cap.
+const defaultS3PutRate = 10
+
+// putRate returns the upload cap: the max-puts-per-second URI parameter,
+// else LITESTREAM_MAX_PUTS_PER_SECOND, else the backend's default.
+func putRate(params map[string]string, client replica.Client) (float64, error) {
+	raw, source := params["max-puts-per-second"], "URI parameter max-puts-per-second"
+	if raw == "" {
+		raw, source = os.Getenv("LITESTREAM_MAX_PUTS_PER_SECOND"), "LITESTREAM_MAX_PUTS_PER_SECOND"
+	}
+	if raw == "" {
+		if client.Type() == "s3" {
+			return defaultS3PutRate, nil
+		}
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(raw, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%s: %q is not a number >= 0 (0: no cap)", source, raw)
+	}
+	return v, nil
+}
+
 // redact drops user info from a URL for messages.
 func redact(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.User != nil {
@@ -155,7 +179,8 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.
 		}
 	}()
 	path := C.GoString(cpath)
-	raw, client, err := openConfig(path, parseParams(C.GoString(cparams)))
+	params := parseParams(C.GoString(cparams))
+	raw, client, err := openConfig(path, params)
 	if err != nil {
 		*errOut = C.CString(err.Error())
 		return 1
@@ -169,12 +194,19 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.
 		}
 		return 0
 	}
+	rate, err := putRate(params, client)
+	if err != nil {
+		*errOut = C.CString(err.Error())
+		return 1
+	}
 	db, err := vfs.Open(vfs.Config{
 		Path:     path,
 		Replica:  client,
 		StateDir: path + "-litestream",
 		Host:     &host{p: p, path: path},
 		Logger:   logger,
+
+		MaxPutsPerSecond: rate,
 	})
 	if err != nil {
 		*errOut = C.CString(err.Error())

@@ -27,6 +27,10 @@ const MaxLevel = SnapshotLevel
 var (
 	// ErrNotFound is returned (wrapped) when an LTX file does not exist.
 	ErrNotFound = errors.New("ltx file not found")
+	// ErrPermanent is wrapped by backend errors that retrying soon will not
+	// cure (bad credentials, a missing bucket); callers retry them slowly
+	// and report them at once.
+	ErrPermanent = errors.New("permanent replica error")
 	// ErrInvalidURL is returned (wrapped) for a replica URL that cannot be used.
 	ErrInvalidURL = errors.New("invalid replica url")
 	// ErrInvalidLevel is returned (wrapped) for a level outside 0..MaxLevel.

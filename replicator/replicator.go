@@ -33,6 +33,12 @@ type Options struct {
 	// OnBroken is called (from another goroutine) when a captured file
 	// could not be made durable, so the caller can schedule a snapshot.
 	OnBroken func()
+	// MaxPutsPerSecond caps uploads; transactions that queue meanwhile are
+	// merged into the next object. 0 means no cap.
+	MaxPutsPerSecond float64
+	// PermanentRetry is the wait before retrying an upload that failed with
+	// replica.ErrPermanent (default 30 s).
+	PermanentRetry time.Duration
 }
 
 // Replicator builds LTX files for one database. Append, Snapshot and
@@ -76,6 +82,9 @@ func New(client replica.Client, opts Options) *Replicator {
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Second
+	}
+	if opts.PermanentRetry <= 0 {
+		opts.PermanentRetry = 30 * time.Second
 	}
 	return &Replicator{
 		client:     client,
@@ -463,9 +472,13 @@ func (r *Replicator) nextBatch() []*spoolEntry {
 
 func (r *Replicator) uploadLoop(ctx context.Context) {
 	backoff := r.opts.RetryMin
+	var lastPut time.Time
+	var interval time.Duration
+	if r.opts.MaxPutsPerSecond > 0 {
+		interval = time.Duration(float64(time.Second) / r.opts.MaxPutsPerSecond)
+	}
 	for {
-		batch := r.nextBatch()
-		if batch == nil {
+		if r.nextBatch() == nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -473,16 +486,30 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			}
 			continue
 		}
+		// Keep to the PUT rate; what queues meanwhile joins this upload.
+		if wait := time.Until(lastPut.Add(interval)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		batch := r.nextBatch()
+		lastPut = time.Now()
 		if err := r.upload(ctx, batch); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.setError(err)
-			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", backoff, "err", err)
+			wait := backoff
+			if errors.Is(err, replica.ErrPermanent) {
+				wait = r.opts.PermanentRetry
+			}
+			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", wait, "err", err)
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 			backoff = min(backoff*2, r.opts.RetryMax)
 			continue

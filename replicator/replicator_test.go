@@ -1,10 +1,16 @@
 package replicator
 
 import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/litestream-vfs/litestream_vfs/replica"
 	"log/slog"
 	"math/rand"
 	"os"
@@ -375,4 +381,117 @@ func TestReplicator(t *testing.T) {
 			t.Fatalf("segments after everything shipped: %v, want only the active one", segs)
 		}
 	})
+}
+
+// countingClient counts uploads.
+type countingClient struct {
+	replica.Client
+	mu   sync.Mutex
+	puts []time.Time
+}
+
+func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	c.mu.Lock()
+	c.puts = append(c.puts, time.Now())
+	c.mu.Unlock()
+	return c.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+}
+
+func TestReplicatorPutRate(t *testing.T) {
+	dir := t.TempDir()
+	cc := &countingClient{Client: file.NewClient(filepath.Join(dir, "replica"))}
+	r := New(cc, Options{
+		SpoolDir:         filepath.Join(dir, "spool"),
+		Logger:           slog.New(slog.DiscardHandler),
+		MaxPutsPerSecond: 5,
+	})
+	ctx := context.Background()
+	if err := r.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Start(ctx)
+	defer r.Close()
+	m := newModel(512, 4, 8)
+	txid, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; i < 200; i++ {
+		pgnos := m.change(uint32(i%4) + 1)
+		if txid, err = r.Append(1, 512, m.commit(), pgnos, m.read, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 0 {
+			time.Sleep(50 * time.Millisecond) // a steady stream for about half a second
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.WaitReplicated(wctx, txid); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	cc.mu.Lock()
+	n := len(cc.puts)
+	cc.mu.Unlock()
+	// At most one PUT per 200 ms, plus the first one.
+	if max := int(elapsed/(200*time.Millisecond)) + 2; n > max {
+		t.Fatalf("%d PUTs in %v, want at most %d at 5/s", n, elapsed, max)
+	}
+	if n < 2 {
+		t.Fatalf("%d PUTs: the test did not exercise merging", n)
+	}
+}
+
+// permanentClient fails every upload with a permanent error.
+type permanentClient struct {
+	replica.Client
+	mu    sync.Mutex
+	tries int
+}
+
+func (c *permanentClient) WriteLTXFile(context.Context, int, ltx.TXID, ltx.TXID, io.Reader) (*ltx.FileInfo, error) {
+	c.mu.Lock()
+	c.tries++
+	c.mu.Unlock()
+	return nil, fmt.Errorf("test: put: %w", replica.ErrPermanent)
+}
+
+func TestReplicatorPermanentErrorRetriesSlowly(t *testing.T) {
+	dir := t.TempDir()
+	pc := &permanentClient{Client: file.NewClient(filepath.Join(dir, "replica"))}
+	r := New(pc, Options{
+		SpoolDir:       filepath.Join(dir, "spool"),
+		Logger:         slog.New(slog.DiscardHandler),
+		RetryMin:       time.Millisecond,
+		PermanentRetry: time.Hour,
+	})
+	ctx := context.Background()
+	if err := r.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Start(ctx)
+	defer r.Close()
+	m := newModel(512, 2, 9)
+	if _, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.Status().ErrorActive {
+		if time.Now().After(deadline) {
+			t.Fatal("no error reported")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // fast retries would be ~100 tries by now
+	pc.mu.Lock()
+	tries := pc.tries
+	pc.mu.Unlock()
+	if tries != 1 {
+		t.Fatalf("%d tries of a permanently failing upload, want 1 before the slow retry", tries)
+	}
+	if st := r.Status(); !strings.Contains(st.LastError, "permanent") {
+		t.Fatalf("last error %q", st.LastError)
+	}
 }

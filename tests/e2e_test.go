@@ -418,6 +418,9 @@ func TestScenarios(t *testing.T) {
 		for _, c := range []struct{ name, param, word string }{
 			{"FTPReplica", "replica=ftp://x", "replica"},
 			{"UnknownParameter", "bogus=1", "bogus"},
+			{"BadPutRate", "max-puts-per-second=fast", "max-puts-per-second"},
+			{"S3OptionOnFileReplica", "endpoint=http://127.0.0.1:1", "endpoint"},
+			{"S3BadOption", "replica=s3://bucket/db&force-path-style=maybe", "force-path-style"},
 		} {
 			t.Run(c.name+"/Shell", func(t *testing.T) {
 				dir, db := newDB(t)

@@ -58,6 +58,8 @@ type Config struct {
 	StateDir string         // spool and lock; default Path + "-litestream"
 	Host     Host
 	Logger   *slog.Logger
+	// MaxPutsPerSecond caps uploads (0: no cap); see replicator.Options.
+	MaxPutsPerSecond float64
 }
 
 // DB replicates one database. Safe for concurrent use.
@@ -120,6 +122,8 @@ func Open(cfg Config) (*DB, error) {
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
 		Logger:   db.logger,
 		OnBroken: db.host.Poke,
+
+		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
 	})
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		owner, _ := io.ReadAll(io.LimitReader(lock, 32))

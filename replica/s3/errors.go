@@ -14,14 +14,16 @@ var (
 	// ErrAccessDenied is returned (wrapped) when the store rejects the
 	// request's credentials or permissions: HTTP 403, or the S3 error codes
 	// AccessDenied, InvalidAccessKeyId or SignatureDoesNotMatch.
-	ErrAccessDenied = errors.New("access denied")
+	// Both wrap replica.ErrPermanent.
+	ErrAccessDenied = fmt.Errorf("access denied (%w)", replica.ErrPermanent)
 	// ErrNoSuchBucket is returned (wrapped) when the bucket does not exist.
-	ErrNoSuchBucket = errors.New("no such bucket")
+	ErrNoSuchBucket = fmt.Errorf("no such bucket (%w)", replica.ErrPermanent)
 )
 
 // IsPermanent reports whether err will not go away by retrying the same
-// request soon: it wraps ErrAccessDenied or ErrNoSuchBucket. Network
-// failures, timeouts, throttling and server errors are transient.
+// request soon: it wraps ErrAccessDenied or ErrNoSuchBucket (and so
+// replica.ErrPermanent). Network failures, timeouts, throttling and server
+// errors are transient.
 func IsPermanent(err error) bool {
 	return errors.Is(err, ErrAccessDenied) || errors.Is(err, ErrNoSuchBucket)
 }
