@@ -95,7 +95,7 @@ func openConfig(path string, params map[string]string) (string, replica.Client, 
 	s3opts := url.Values{}
 	for k, v := range params {
 		switch {
-		case sqliteURIParams[k], k == "replica", k == "max-puts-per-second":
+		case sqliteURIParams[k], k == "replica", k == "max-puts-per-second", k == "spool-max-bytes":
 		case isS3Param(k):
 			s3opts.Set(k, v)
 		default:
@@ -159,6 +159,23 @@ func putRate(params map[string]string, client replica.Client) (float64, error) {
 	return v, nil
 }
 
+// spoolBound returns the spool-max-bytes URI parameter, else
+// LITESTREAM_SPOOL_MAX_BYTES, else 0 (the replicator's default).
+func spoolBound(params map[string]string) (int64, error) {
+	raw, source := params["spool-max-bytes"], "URI parameter spool-max-bytes"
+	if raw == "" {
+		raw, source = os.Getenv("LITESTREAM_SPOOL_MAX_BYTES"), "LITESTREAM_SPOOL_MAX_BYTES"
+	}
+	if raw == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a positive number of bytes", source, raw)
+	}
+	return v, nil
+}
+
 // redact drops user info from a URL for messages.
 func redact(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.User != nil {
@@ -194,7 +211,11 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.
 		}
 		return 0
 	}
+	var spoolMax int64
 	rate, err := putRate(params, client)
+	if err == nil {
+		spoolMax, err = spoolBound(params)
+	}
 	if err != nil {
 		*errOut = C.CString(err.Error())
 		return 1
@@ -207,6 +228,7 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.
 		Logger:   logger,
 
 		MaxPutsPerSecond: rate,
+		SpoolMaxBytes:    spoolMax,
 	})
 	if err != nil {
 		*errOut = C.CString(err.Error())

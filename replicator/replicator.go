@@ -7,17 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/safe"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/superfly/ltx"
 )
 
 var (
 	// ErrNotInitialized is returned by Append before a snapshot or a
-	// successful Reconcile has set the page checksum table.
+	// successful Reconcile has set the page checksum table, and after a
+	// captured file was lost (a snapshot must come next).
 	ErrNotInitialized = errors.New("replicator has no base state")
 	// ErrPageSizeChanged is returned by Append when the page size differs
 	// from the base state's; the caller must snapshot.
@@ -39,7 +42,14 @@ type Options struct {
 	// PermanentRetry is the wait before retrying an upload that failed with
 	// replica.ErrPermanent (default 30 s).
 	PermanentRetry time.Duration
+	// SpoolMaxBytes bounds the spool (default DefaultSpoolMaxBytes). Past
+	// it, every file not yet in the replica is dropped and a snapshot is
+	// owed instead: the spool then holds that snapshot and what follows it.
+	SpoolMaxBytes int64
 }
+
+// DefaultSpoolMaxBytes is the default spool bound: 512 MiB.
+const DefaultSpoolMaxBytes = 512 << 20
 
 // Replicator builds LTX files for one database. Append, Snapshot and
 // Reconcile must be called from one goroutine; the rest is safe for
@@ -62,6 +72,7 @@ type Replicator struct {
 	lastErr    error
 	lastErrAt  time.Time
 	errActive  bool // lastErr has not been followed by a successful upload
+	overflowed bool // the spool overflowed; cleared once a snapshot is in the replica
 	uploads    int64
 
 	wake       chan struct{} // uploader
@@ -85,6 +96,9 @@ func New(client replica.Client, opts Options) *Replicator {
 	}
 	if opts.PermanentRetry <= 0 {
 		opts.PermanentRetry = 30 * time.Second
+	}
+	if opts.SpoolMaxBytes <= 0 {
+		opts.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
 	return &Replicator{
 		client:     client,
@@ -161,11 +175,15 @@ func (r *Replicator) Start(ctx context.Context) {
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		r.commitLoop(ctx)
+		if err := safe.Run(r.logger, "committer", func() { r.commitLoop(ctx) }); err != nil {
+			r.setError(err)
+		}
 	}()
 	go func() {
 		defer r.wg.Done()
-		r.uploadLoop(ctx)
+		if err := safe.Run(r.logger, "uploader", func() { r.uploadLoop(ctx) }); err != nil {
+			r.setError(err)
+		}
 	}()
 }
 
@@ -279,7 +297,7 @@ func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, verify f
 // ascending order (pages past commit are skipped); commit is the db size
 // after the last of them.
 func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read PageReader, verify func() error, ts time.Time) (ltx.TXID, error) {
-	if r.crcs == nil {
+	if !r.Initialized() {
 		return 0, ErrNotInitialized
 	}
 	if r.crcs.pageSize != pageSize {
@@ -431,14 +449,79 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 		}
 		r.notifyLocked()
 		r.mu.Unlock()
-		if failed != nil && !r.broken.Swap(true) {
-			r.logger.Warn("spool write failed; a snapshot will follow", "err", failed)
-			if r.onBroken != nil {
-				r.onBroken()
-			}
+		if failed != nil {
+			r.breakChain("spool write failed; a snapshot will follow", failed)
 		}
+		r.checkOverflow()
 		poke(r.wake)
 	}
+}
+
+// breakChain records that the chain of files has a hole: Append refuses
+// until the next Snapshot, and the owner is asked for one.
+func (r *Replicator) breakChain(why string, err error) {
+	if r.broken.Swap(true) {
+		return
+	}
+	r.logger.Warn(why, "err", err, "spool_max_bytes", r.opts.SpoolMaxBytes)
+	if r.onBroken != nil {
+		r.onBroken()
+	}
+}
+
+// checkOverflow applies the spool bound (see dropOnOverflowLocked).
+func (r *Replicator) checkOverflow() {
+	r.mu.Lock()
+	overflow := r.dropOnOverflowLocked()
+	if overflow {
+		r.notifyLocked()
+	}
+	r.mu.Unlock()
+	if overflow {
+		r.breakChain("spool full during an outage; dropped what the replica lacks, a snapshot will follow", nil)
+	}
+}
+
+// dropOnOverflowLocked enforces SpoolMaxBytes, while uploads fail, over the
+// files waiting for the replica, not counting the newest snapshot (a snapshot alone may
+// exceed the bound). Over it, the files before the newest snapshot go first
+// (the snapshot covers them); if that is not enough, or there is no
+// snapshot, everything goes and it reports true: a snapshot is owed.
+// Caller holds r.mu.
+func (r *Replicator) dropOnOverflowLocked() bool {
+	size := func() int64 {
+		var n int64
+		for _, e := range r.pending {
+			if e.MinTXID != 1 {
+				n += e.Size
+			}
+		}
+		return n
+	}
+	if !r.errActive || size() <= r.opts.SpoolMaxBytes {
+		return false // a working replica drains any backlog; the bound is for outages
+	}
+	last := -1
+	for i, e := range r.pending {
+		if e.MinTXID == 1 {
+			last = i
+		}
+	}
+	if last > 0 {
+		for _, e := range r.pending[:last] {
+			r.spool.release(e)
+		}
+		r.pending = slices.Delete(r.pending, 0, last)
+		if size() <= r.opts.SpoolMaxBytes {
+			return false
+		}
+	}
+	for _, e := range r.pending {
+		r.spool.release(e)
+	}
+	r.pending = nil
+	r.overflowed = true
+	return true
 }
 
 // Bounds of one merged upload.
@@ -495,12 +578,16 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			}
 		}
 		batch := r.nextBatch()
+		if batch == nil {
+			continue // dropped by a spool overflow meanwhile
+		}
 		lastPut = time.Now()
 		if err := r.upload(ctx, batch); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.setError(err)
+			r.checkOverflow()
 			wait := backoff
 			if errors.Is(err, replica.ErrPermanent) {
 				wait = r.opts.PermanentRetry
@@ -556,7 +643,11 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		r.spool.release(e)
 	}
 	r.mu.Lock()
-	r.pending = r.pending[len(batch):]
+	// Remove the batch by identity: an overflow may have dropped it meanwhile.
+	r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool { return slices.Contains(batch, e) })
+	if first.MinTXID == 1 {
+		r.overflowed = false // a snapshot closes any gap
+	}
 	if last.MaxTXID > r.replicated.TXID {
 		r.replicated = ltx.Pos{TXID: last.MaxTXID, PostApplyChecksum: last.Post}
 	}
@@ -603,6 +694,7 @@ type Status struct {
 	LastError      string
 	LastErrorAt    time.Time
 	ErrorActive    bool // the last upload attempt failed
+	NeedsSnapshot  bool // the spool overflowed and no snapshot has reached the replica since
 }
 
 // Status returns the current status.
@@ -624,5 +716,6 @@ func (r *Replicator) Status() Status {
 		st.LastError, st.LastErrorAt = r.lastErr.Error(), r.lastErrAt
 	}
 	st.ErrorActive = r.errActive
+	st.NeedsSnapshot = r.overflowed
 	return st
 }

@@ -495,3 +495,85 @@ func TestReplicatorPermanentErrorRetriesSlowly(t *testing.T) {
 		t.Fatalf("last error %q", st.LastError)
 	}
 }
+
+func TestReplicatorSpoolOverflow(t *testing.T) {
+	dir := t.TempDir()
+	repDir := filepath.Join(dir, "replica")
+	r := New(file.NewClient(repDir), Options{
+		SpoolDir:      filepath.Join(dir, "spool"),
+		Logger:        slog.New(slog.DiscardHandler),
+		RetryMin:      time.Millisecond,
+		RetryMax:      10 * time.Millisecond,
+		SpoolMaxBytes: 8 << 10,
+	})
+	ctx := context.Background()
+	if err := r.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Start(ctx)
+	defer r.Close()
+	m := newModel(512, 4, 10)
+	txid, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; status %+v", what, r.Status())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.WaitReplicated(wctx, txid); err != nil {
+		t.Fatal(err)
+	}
+
+	// The replica goes away; random pages do not compress, so a few dozen
+	// transactions pass the 8 KiB bound.
+	if err := os.RemoveAll(repDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(repDir, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40 && r.Initialized(); i++ {
+		pgnos := m.change(uint32(i%4) + 1)
+		if _, err := r.Append(1, 512, m.commit(), pgnos, m.read, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("the committer", func() bool { return r.Status().PendingFiles > 0 || !r.Initialized() })
+	}
+	waitFor("overflow", func() bool { return r.Status().NeedsSnapshot && !r.Initialized() })
+	if st := r.Status(); st.PendingBytes > 8<<10 {
+		t.Fatalf("spool holds %d bytes past its 8 KiB bound", st.PendingBytes)
+	}
+	if _, err := r.Append(1, 512, m.commit(), []uint32{1}, m.read, nil, time.Now()); !errors.Is(err, ErrNotInitialized) {
+		t.Fatalf("Append after overflow: %v, want ErrNotInitialized until a snapshot", err)
+	}
+
+	// The owner answers with a snapshot; once the replica is back it ships.
+	txid, err = r.Snapshot(512, m.commit(), m.read, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgnos := m.change(2)
+	if txid, err = r.Append(1, 512, m.commit(), pgnos, m.read, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(repDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WaitReplicated(wctx, txid); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Status(); st.NeedsSnapshot || st.PendingFiles != 0 {
+		t.Fatalf("status after recovery %+v", st)
+	}
+	h := &harness{t: t, dir: dir, repDir: repDir, ctx: ctx}
+	h.check(m, txid)
+}

@@ -39,13 +39,14 @@ const (
 
 // spoolEntry is one LTX file in the spool.
 type spoolEntry struct {
-	Level   int
-	MinTXID ltx.TXID
-	MaxTXID ltx.TXID
-	Post    ltx.Checksum // post-apply checksum
-	Size    int64        // bytes of the LTX file
-	seg     *segment
-	off     int64 // offset of the LTX file in the segment
+	Level    int
+	MinTXID  ltx.TXID
+	MaxTXID  ltx.TXID
+	Post     ltx.Checksum // post-apply checksum
+	Size     int64        // bytes of the LTX file
+	seg      *segment
+	off      int64 // offset of the LTX file in the segment
+	released bool  // guarded by spool.mu
 }
 
 type segment struct {
@@ -263,6 +264,10 @@ func (s *spool) reader(e *spoolEntry) io.Reader {
 func (s *spool) release(e *spoolEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e.released {
+		return
+	}
+	e.released = true
 	e.seg.live--
 	if e.seg.live == 0 && e.seg != s.active {
 		s.removeSegment(e.seg)

@@ -70,6 +70,69 @@ func TestS3(t *testing.T) {
 		restoreS3(t, db, bucket)
 	})
 
+	// Outage: the store goes away in the middle of a write workload. Commits
+	// keep succeeding, the status shows it, and the replica catches up when
+	// the store is back. With a small spool bound the spool overflows,
+	// the state is needs-snapshot, and a snapshot closes the gap.
+	for _, tc := range []struct {
+		name     string
+		params   []string
+		overflow bool
+	}{
+		{"Outage", nil, false},
+		{"OutageSpoolOverflow", []string{"spool-max-bytes=65536"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := s3test.Start(t) // its own server: this test stops it
+			creds := []string{"LITESTREAM_ACCESS_KEY_ID=" + srv.AccessKey, "LITESTREAM_SECRET_ACCESS_KEY=" + srv.SecretKey}
+			_, db := newDB(t)
+			bucket := srv.NewBucket(t)
+			params := append([]string{"replica=s3://" + bucket + "/db", "endpoint=" + srv.Endpoint}, tc.params...)
+			p := startC(t, db, dbURI(db, params...), creds)
+			p.must("PRAGMA journal_mode=WAL;")
+			lines := workload(newSeed(t), 120)
+			for _, l := range lines[:40] {
+				p.must(l)
+			}
+			p.sync(60000)
+			srv.Stop()
+			for _, l := range lines[40:100] {
+				p.must(l) // commits succeed while the store is down
+			}
+			want := "error"
+			if tc.overflow {
+				want = "needs-snapshot"
+			}
+			st, ok := p.pollStatus(30*time.Second, func(st status) bool { return st.State() == want })
+			if !ok {
+				t.Fatalf("status during the outage never reached %s: %s", want, st)
+			}
+			if st.Str("last_error") == "" {
+				t.Errorf("no last_error during the outage: %s", st)
+			}
+			if tc.overflow && st.Int("pending_bytes") > 65536 {
+				t.Errorf("spool holds %d bytes past its 64 KiB bound: %s", st.Int("pending_bytes"), st)
+			}
+			srv.Restart(t)
+			for _, l := range lines[100:] {
+				p.must(l)
+			}
+			p.sync(60000)
+			if st := p.status(); st.State() != "ok" {
+				t.Errorf("status after the store came back: %s", st)
+			}
+			if r := p.close(); r.Code != 0 {
+				t.Fatalf("C client exit\n%s", r)
+			}
+			out := filepath.Join(t.TempDir(), "restored.db")
+			u := "s3://" + bucket + "/db?endpoint=" + url.QueryEscape(srv.Endpoint)
+			if r := runCmd(t, filepath.Dir(out), creds, nil, ltxrestorePath, "-o", out, u); r.Code != 0 {
+				t.Fatalf("ltxrestore from %s failed\n%s", u, r)
+			}
+			compareDBs(t, db, out)
+		})
+	}
+
 	t.Run("WrongCredentials", func(t *testing.T) {
 		_, db := newDB(t)
 		bucket := srv.NewBucket(t)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/safe"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replicator"
 	"github.com/superfly/ltx"
@@ -60,6 +61,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxPutsPerSecond caps uploads (0: no cap); see replicator.Options.
 	MaxPutsPerSecond float64
+	// SpoolMaxBytes bounds the spool (0: the default); see replicator.Options.
+	SpoolMaxBytes int64
 }
 
 // DB replicates one database. Safe for concurrent use.
@@ -124,6 +127,7 @@ func Open(cfg Config) (*DB, error) {
 		OnBroken: db.host.Poke,
 
 		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
+		SpoolMaxBytes:    cfg.SpoolMaxBytes,
 	})
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		owner, _ := io.ReadAll(io.LimitReader(lock, 32))
@@ -152,13 +156,15 @@ func (db *DB) Replicating() bool { return db.owner.Load() }
 func (db *DB) Start(ctx context.Context) {
 	if !db.owner.Load() {
 		go func() {
-			if err := syscall.Flock(int(db.lock.Fd()), syscall.LOCK_EX); err != nil || ctx.Err() != nil {
-				return
-			}
-			db.takeOwnership()
-			db.setReason("", false)
-			db.logger.Info("took over replication")
-			db.start(ctx)
+			_ = safe.Run(db.logger, "lock waiter", func() {
+				if err := syscall.Flock(int(db.lock.Fd()), syscall.LOCK_EX); err != nil || ctx.Err() != nil {
+					return
+				}
+				db.takeOwnership()
+				db.setReason("", false)
+				db.logger.Info("took over replication")
+				db.start(ctx)
+			})
 		}()
 		return
 	}
@@ -175,7 +181,9 @@ func (db *DB) start(ctx context.Context) {
 	db.wg.Add(1)
 	go func() {
 		defer db.wg.Done()
-		db.loop(ctx)
+		if err := safe.Run(db.logger, "capture", func() { db.loop(ctx) }); err != nil {
+			db.setError(err)
+		}
 	}()
 }
 
@@ -307,7 +315,13 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 	if db.needSnapshot || !db.rep.Initialized() {
 		return db.snapshot()
 	}
-	return db.follow(ev)
+	if err := db.follow(ev); err != nil {
+		return err
+	}
+	if db.needSnapshot {
+		return db.snapshot() // the chain broke while following
+	}
+	return nil
 }
 
 // walMode reports whether the database header says WAL (read/write
@@ -444,7 +458,7 @@ func (db *DB) follow(ev Events) error {
 		if len(txns) == 0 {
 			return nil
 		}
-		if err := db.append(txns); err != nil {
+		if err := db.append(txns); err != nil || db.needSnapshot {
 			return err
 		}
 	}
@@ -470,8 +484,11 @@ func (db *DB) append(txns []Txn) error {
 	db.batched += len(txns)
 	commit := txns[len(txns)-1].Commit
 	_, err := db.rep.Append(len(txns), db.fol.Header().PageSize, commit, pgnos, read, db.verifyGeneration, time.Now())
-	if errors.Is(err, replicator.ErrPageSizeChanged) {
+	switch {
+	case errors.Is(err, replicator.ErrPageSizeChanged):
 		return db.owe("page size changed")
+	case errors.Is(err, replicator.ErrNotInitialized):
+		return db.owe("the replicator dropped its chain (spool write failed or spool full)")
 	}
 	return err
 }

@@ -54,6 +54,8 @@ func (db *DB) Status() Status {
 	switch {
 	case reason != "":
 		st.State, st.Reason = StateNotReplicating, reason
+	case rs.NeedsSnapshot: // the spool overflowed during an outage
+		st.State = StateNeedsSnapshot
 	case errActive || rs.ErrorActive:
 		st.State = StateError
 	case pending:
