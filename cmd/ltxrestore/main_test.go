@@ -261,7 +261,12 @@ func TestCLI(t *testing.T) {
 		{"BadTXID", func(out string) []string { return []string{"-txid", "12abc", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid "12abc"`}, 0},
 		{"NegativeTXID", func(out string) []string { return []string{"-txid", "-1", "-o", out, fx.dir} }, false, 2, 0, []string{"invalid -txid"}, 0},
 		{"UnknownFlag", func(out string) []string { return []string{"-x", "-o", out, fx.dir} }, false, 2, 0, []string{"flag provided but not defined: -x"}, 0},
-		{"S3NotYet", func(out string) []string { return []string{"-o", out, "s3://bucket/db"} }, false, 2, 0, []string{"later version"}, 0},
+		// An S3 replica that cannot be reached (a closed loopback port): a
+		// restore failure naming the store, not a usage error.
+		{"S3Unreachable", func(out string) []string {
+			return []string{"-o", out, "s3://bucket/db?endpoint=http://127.0.0.1:1"}
+		}, false, 1, 0, []string{"s3: list bucket/db/ltx/"}, 0},
+		{"S3BadOption", func(out string) []string { return []string{"-o", out, "s3://bucket/db?force-path-style=maybe"} }, false, 2, 0, []string{"force-path-style"}, 0},
 		{"BadURL", func(out string) []string { return []string{"-o", out, "file://host/x"} }, false, 2, 0, []string{"invalid replica url", `host "host"`}, 0},
 	}
 	for _, tt := range tests {
