@@ -1,0 +1,77 @@
+package replicator
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/litestream-vfs/litestream_vfs/replica/s3"
+	"github.com/litestream-vfs/litestream_vfs/replica/s3/s3test"
+)
+
+// countingTransport counts HTTP requests.
+type countingTransport struct {
+	rt http.RoundTripper
+	n  atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.rt.RoundTrip(req)
+}
+
+// TestReplicatorS3IdleMakesNoRequests ships to a real MinIO, then checks
+// that an idle replicator sends nothing: no polling, no heartbeats.
+func TestReplicatorS3IdleMakesNoRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO; covered by the full run")
+	}
+	srv := s3test.Start(t)
+	bucket := srv.NewBucket(t)
+	cfg := srv.Config(bucket, "db")
+	tr, err := s3.NewTransport(cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := &countingTransport{rt: tr}
+	cfg.Transport = ct
+	client, err := s3.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(client, Options{SpoolDir: filepath.Join(t.TempDir(), "spool"), Logger: slog.New(slog.DiscardHandler), MaxPutsPerSecond: 10})
+	ctx := context.Background()
+	if err := r.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Start(ctx)
+	defer r.Close()
+	m := newModel(4096, 8, 11)
+	txid, err := r.Snapshot(4096, m.commit(), m.read, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		pgnos := m.change(uint32(i) + 1)
+		if txid, err = r.Append(1, 4096, m.commit(), pgnos, m.read, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.WaitReplicated(wctx, txid); err != nil {
+		t.Fatal(err)
+	}
+	busy := ct.n.Load()
+	time.Sleep(3 * time.Second) // idle
+	if idle := ct.n.Load() - busy; idle != 0 {
+		t.Fatalf("%d requests in 3 s of idle (after %d while shipping), want 0", idle, busy)
+	}
+	if busy == 0 {
+		t.Fatal("no requests counted while shipping: the counting transport is not in use")
+	}
+}
