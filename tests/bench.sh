@@ -18,7 +18,7 @@ n=${2:-20000}
 ./build.sh >/dev/null
 work=$(mktemp -d "$PWD/.bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-gcc -O2 -Wall -Wextra -Werror -o "$work/bench" tests/bench/bench.c -lsqlite3
+gcc -O2 -Wall -Wextra -Werror -o "$work/bench" tests/bench/bench.c -lsqlite3 -lpthread
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.6f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }

@@ -21,6 +21,7 @@ type Status struct {
 	LastError      string  `json:"last_error"`
 	LastErrorAt    string  `json:"last_error_at"`
 	Reason         string  `json:"reason"`
+	Uploads        int64   `json:"uploads"`      // objects written to the replica since the extension loaded
 	Commits        uint64  `json:"commits"`      // commits observed since the extension loaded
 	GateWaits      uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
 	GateWaitMS     float64 `json:"gate_wait_ms"` // total time writers waited there
@@ -42,6 +43,7 @@ func (db *DB) Status() Status {
 	rs := db.rep.Status()
 	st.LocalTXID, st.ReplicatedTXID = uint64(rs.LocalTXID), uint64(rs.ReplicatedTXID)
 	st.PendingTxns, st.PendingBytes = rs.PendingTXNs, rs.PendingBytes
+	st.Uploads = rs.Uploads
 	errAt := lastErrAt
 	if rs.LastError != "" && rs.LastErrorAt.After(errAt) {
 		st.LastError, errAt = rs.LastError, rs.LastErrorAt

@@ -12,6 +12,7 @@
 ** the p50/p99 of the time litestream_sync took (the commit is durable in
 ** the replica when it returns).
 */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,51 @@ static void exec(sqlite3 *db, const char *sql) {
 static int cmpd(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
+}
+
+/* syncer calls litestream_sync in a loop on its own connection. */
+struct syncer {
+  const char *path;
+  int stop;
+  int n;
+  double lag[100000];
+};
+
+static void *syncLoop(void *arg) {
+  struct syncer *sc = (struct syncer *)arg;
+  sqlite3 *db = 0;
+  sqlite3_stmt *sy = 0;
+  if (sqlite3_open_v2(sc->path, &db, SQLITE_OPEN_READWRITE, "litestream") != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "SELECT litestream_sync(10000)", -1, &sy, 0) != SQLITE_OK) {
+    fprintf(stderr, "bench: syncer: %s\n", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return 0;
+  }
+  while (!__atomic_load_n(&sc->stop, __ATOMIC_SEQ_CST) && sc->n < 100000) {
+    double t1 = now();
+    if (sqlite3_step(sy) != SQLITE_ROW) {
+      fprintf(stderr, "bench: syncer: %s\n", sqlite3_errmsg(db));
+      break;
+    }
+    sqlite3_reset(sy);
+    sc->lag[sc->n++] = (now() - t1) * 1000.0;
+  }
+  sqlite3_finalize(sy);
+  sqlite3_close(db);
+  return 0;
+}
+
+/* statusUploads reads "uploads" from litestream_status(). */
+static long statusUploads(sqlite3 *db) {
+  sqlite3_stmt *st = 0;
+  long n = -1;
+  if (sqlite3_prepare_v2(db, "SELECT json_extract(litestream_status(), '$.uploads')",
+                         -1, &st, 0) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    n = (long)sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  return n;
 }
 
 int main(int argc, char **argv) {
@@ -113,13 +159,14 @@ int main(int argc, char **argv) {
   if (ext_mode && !getenv("BENCH_NOLAG")) {
     enum { LAG_N = 200 };
     double lag[LAG_N];
+    long intervalMs = getenv("BENCH_LAG_INTERVAL_MS") ? atol(getenv("BENCH_LAG_INTERVAL_MS")) : 10;
     sqlite3_stmt *sy = 0;
     check(sqlite3_prepare_v2(db, "SELECT litestream_sync(10000)", -1, &sy, 0),
           db, "prepare sync");
     check(sqlite3_step(sy), db, "initial sync");
     sqlite3_reset(sy);
     for (i = 0; i < LAG_N; i++) {
-      struct timespec ts = {0, 10 * 1000 * 1000};
+      struct timespec ts = {intervalMs / 1000, (intervalMs % 1000) * 1000 * 1000};
       double t1;
       nanosleep(&ts, 0);
       sqlite3_bind_text(ins, 1, "lag", -1, SQLITE_STATIC);
@@ -133,6 +180,42 @@ int main(int argc, char **argv) {
     qsort(lag, LAG_N, sizeof(double), cmpd);
     printf(" lag_p50_ms=%.3f lag_p99_ms=%.3f lag_max_ms=%.3f", lag[LAG_N / 2],
            lag[LAG_N * 99 / 100], lag[LAG_N - 1]);
+    if (getenv("BENCH_RATE_TPS")) {
+      /* A paced load: BENCH_RATE_TPS commits a second for BENCH_RATE_SECONDS,
+      ** while a second connection in another thread calls litestream_sync
+      ** in a loop: each call's latency is the lag of the newest commit at
+      ** the time of the call, and the writer never waits for it. Reports
+      ** the uploads made per second. */
+      long tps = atol(getenv("BENCH_RATE_TPS"));
+      long secs = getenv("BENCH_RATE_SECONDS") ? atol(getenv("BENCH_RATE_SECONDS")) : 5;
+      long total = tps * secs;
+      static struct syncer sc;
+      pthread_t th;
+      long u0 = statusUploads(db), u1;
+      double start, end;
+      memset(&sc, 0, sizeof(sc));
+      sc.path = path;
+      if (pthread_create(&th, 0, syncLoop, &sc) != 0) return 1;
+      start = now();
+      for (i = 0; i < total; i++) {
+        double due = start + (double)i / (double)tps;
+        while (now() < due) {
+          struct timespec ts = {0, 100 * 1000};
+          nanosleep(&ts, 0);
+        }
+        sqlite3_bind_text(ins, 1, "paced", -1, SQLITE_STATIC);
+        check(sqlite3_step(ins), db, "insert");
+        sqlite3_reset(ins);
+      }
+      end = now();
+      __atomic_store_n(&sc.stop, 1, __ATOMIC_SEQ_CST);
+      pthread_join(th, 0);
+      u1 = statusUploads(db);
+      qsort(sc.lag, (size_t)sc.n, sizeof(double), cmpd);
+      printf(" rate_tps=%.0f puts_per_s=%.2f rate_lag_p50_ms=%.3f rate_lag_p99_ms=%.3f rate_lag_samples=%d",
+             total / (end - start), (double)(u1 - u0) / (end - start),
+             sc.n ? sc.lag[sc.n / 2] : 0.0, sc.n ? sc.lag[sc.n * 99 / 100] : 0.0, sc.n);
+    }
     sqlite3_finalize(sy);
     if (getenv("BENCH_STATUS")) {
       sqlite3_stmt *st = 0;
