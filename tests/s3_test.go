@@ -133,6 +133,124 @@ func TestS3(t *testing.T) {
 		})
 	}
 
+	// TLS with a private CA: ca= makes it work; without it the status says
+	// why and commits go on.
+	t.Run("PrivateCA", func(t *testing.T) {
+		certsDir, caFile := s3test.WriteCerts(t, t.TempDir())
+		tls := s3test.StartWith(t, s3test.Options{CertsDir: certsDir, CAFile: caFile})
+		tcreds := []string{"LITESTREAM_ACCESS_KEY_ID=" + tls.AccessKey, "LITESTREAM_SECRET_ACCESS_KEY=" + tls.SecretKey}
+		if !strings.HasPrefix(tls.Endpoint, "https://") {
+			t.Fatalf("endpoint %s is not https", tls.Endpoint)
+		}
+		_, db := newDB(t)
+		bucket := tls.NewBucket(t)
+		uri := dbURI(db, "replica=s3://"+bucket+"/db", "endpoint="+tls.Endpoint, "ca="+caFile)
+		lines := append([]string{"PRAGMA journal_mode=WAL;"}, workload(newSeed(t), 20)...)
+		shellWrite(t, db, uri, append(lines, syncLine(60000)), shellOpts{Env: tcreds})
+		out := filepath.Join(t.TempDir(), "restored.db")
+		u := "s3://" + bucket + "/db?endpoint=" + url.QueryEscape(tls.Endpoint) + "&ca=" + url.QueryEscape(caFile)
+		if r := runCmd(t, filepath.Dir(out), tcreds, nil, ltxrestorePath, "-o", out, u); r.Code != 0 {
+			t.Fatalf("ltxrestore from %s failed\n%s", u, r)
+		}
+		compareDBs(t, db, out)
+
+		_, db2 := newDB(t)
+		p := startC(t, db2, dbURI(db2, "replica=s3://"+bucket+"/db2", "endpoint="+tls.Endpoint), tcreds)
+		p.must("PRAGMA journal_mode=WAL;")
+		p.must("CREATE TABLE t(x); INSERT INTO t VALUES (1);") // commits succeed
+		st, ok := p.pollStatus(30*time.Second, func(st status) bool { return st.State() == "error" })
+		if !ok || !strings.Contains(st.Str("last_error"), "certificate") {
+			t.Errorf("without ca=: want state error naming the certificate problem: %s", st)
+		}
+		if r := p.close(); r.Code != 0 {
+			t.Fatalf("C client exit\n%s", r)
+		}
+	})
+
+	// A missing bucket and an unreachable endpoint: commits unaffected, the
+	// status says what is wrong.
+	for _, tc := range []struct{ name, bucket, endpoint, want string }{
+		{"MissingBucket", "no-such-bucket-here", srv.Endpoint, "bucket"},
+		{"UnreachableEndpoint", "bkt", "http://127.0.0.1:1", "connect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, db := newDB(t)
+			p := startC(t, db, dbURI(db, "replica=s3://"+tc.bucket+"/db", "endpoint="+tc.endpoint), creds)
+			p.must("PRAGMA journal_mode=WAL;")
+			for _, l := range workload(newSeed(t), 10) {
+				p.must(l)
+			}
+			st, ok := p.pollStatus(30*time.Second, func(st status) bool { return st.State() == "error" })
+			if !ok || !strings.Contains(strings.ToLower(st.Str("last_error")), tc.want) {
+				t.Errorf("want state error with %q in last_error: %s", tc.want, st)
+			}
+			if r := p.close(); r.Code != 0 {
+				t.Fatalf("C client exit\n%s", r)
+			}
+		})
+	}
+
+	// LongOutage: the store is killed for 30 s in the middle of a steady
+	// write workload. Commits do not stall: the slowest commit during the
+	// outage is within 2x of the slowest before it (with a 50 ms floor for
+	// this noisy machine); the status shows the outage; the replica
+	// catches up and restores equal to the source.
+	t.Run("LongOutage", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("30 s outage; run without -short")
+		}
+		srv := s3test.Start(t)
+		creds := []string{"LITESTREAM_ACCESS_KEY_ID=" + srv.AccessKey, "LITESTREAM_SECRET_ACCESS_KEY=" + srv.SecretKey}
+		_, db := newDB(t)
+		bucket := srv.NewBucket(t)
+		p := startC(t, db, dbURI(db, "replica=s3://"+bucket+"/db", "endpoint="+srv.Endpoint), creds)
+		p.must("PRAGMA journal_mode=WAL;")
+		p.must("CREATE TABLE steady(id INTEGER PRIMARY KEY, at TEXT, b BLOB);")
+		commit := func() time.Duration {
+			start := time.Now()
+			p.must("INSERT INTO steady(at, b) VALUES (datetime('now'), randomblob(200));")
+			return time.Since(start)
+		}
+		steady := func(d time.Duration) (max time.Duration, n int) {
+			end := time.Now().Add(d)
+			for time.Now().Before(end) && n < 100000 {
+				if l := commit(); l > max {
+					max = l
+				}
+				n++
+				time.Sleep(20 * time.Millisecond)
+			}
+			return max, n
+		}
+		before, nb := steady(5 * time.Second)
+		p.sync(60000)
+		srv.Kill()
+		during, nd := steady(30 * time.Second)
+		st := p.status()
+		if st.State() != "error" || st.Str("last_error") == "" {
+			t.Errorf("status during the outage: %s", st)
+		}
+		srv.Restart(t)
+		after, _ := steady(2 * time.Second)
+		txid := p.sync(60000)
+		t.Logf("max commit latency: before %v (%d commits), during the outage %v (%d), after %v; TXID %d", before, nb, during, nd, after, txid)
+		if limit := max(2*before, 50*time.Millisecond); during > limit {
+			t.Errorf("slowest commit during the outage %v > %v (2x the slowest before, at least 50 ms)", during, limit)
+		}
+		if st := p.status(); st.State() != "ok" {
+			t.Errorf("status after recovery: %s", st)
+		}
+		if r := p.close(); r.Code != 0 {
+			t.Fatalf("C client exit\n%s", r)
+		}
+		out := filepath.Join(t.TempDir(), "restored.db")
+		u := "s3://" + bucket + "/db?endpoint=" + url.QueryEscape(srv.Endpoint)
+		if r := runCmd(t, filepath.Dir(out), creds, nil, ltxrestorePath, "-o", out, u); r.Code != 0 {
+			t.Fatalf("ltxrestore from %s failed\n%s", u, r)
+		}
+		compareDBs(t, db, out)
+	})
+
 	t.Run("WrongCredentials", func(t *testing.T) {
 		_, db := newDB(t)
 		bucket := srv.NewBucket(t)
