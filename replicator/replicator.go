@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -592,6 +593,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			if errors.Is(err, replica.ErrPermanent) {
 				wait = r.opts.PermanentRetry
 			}
+			wait = jitter(wait)
 			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", wait, "err", err)
 			select {
 			case <-ctx.Done():
@@ -603,6 +605,12 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 		}
 		backoff = r.opts.RetryMin
 	}
+}
+
+// jitter spreads d by ±20% so that many clients retrying after a shared
+// outage do not hit the store in step.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
 }
 
 func batchName(batch []*spoolEntry) string {

@@ -577,3 +577,11 @@ func TestReplicatorSpoolOverflow(t *testing.T) {
 	h := &harness{t: t, dir: dir, repDir: repDir, ctx: ctx}
 	h.check(m, txid)
 }
+
+func TestJitter(t *testing.T) {
+	for i := 0; i < 1000; i++ {
+		if got := jitter(time.Second); got < 800*time.Millisecond || got > 1200*time.Millisecond {
+			t.Fatalf("jitter(1s)=%v, want within ±20%%", got)
+		}
+	}
+}

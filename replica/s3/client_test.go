@@ -408,6 +408,23 @@ func TestClientIgnoresAWSCABundle(t *testing.T) {
 	}
 }
 
+// TestClientIgnoresProxyForPlainHTTP: a proxy variable pointing nowhere
+// (a closed loopback port) must not break a plain-http endpoint.
+func TestClientIgnoresProxyForPlainHTTP(t *testing.T) {
+	srv := server(t)
+	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"} {
+		t.Setenv(k, "http://127.0.0.1:1")
+	}
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	c := srv.Client(t, srv.NewBucket(t), "db")
+	for op, err := range ops(c) {
+		if err != nil && !errors.Is(err, replica.ErrNotFound) {
+			t.Errorf("%s with HTTP_PROXY set: %v", op, err)
+		}
+	}
+}
+
 func TestClientTLS(t *testing.T) {
 	dir := t.TempDir()
 	certsDir, caFile := s3test.WriteCerts(t, dir)
