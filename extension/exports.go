@@ -95,7 +95,7 @@ func openConfig(path string, params map[string]string) (string, replica.Client, 
 	s3opts := url.Values{}
 	for k, v := range params {
 		switch {
-		case sqliteURIParams[k], k == "replica", k == "max-puts-per-second", k == "spool-max-bytes":
+		case sqliteURIParams[k], k == "replica", k == "max-puts-per-second", k == "spool-max-bytes", k == "checksums":
 		case isS3Param(k):
 			s3opts.Set(k, v)
 		default:
@@ -176,6 +176,24 @@ func spoolBound(params map[string]string) (int64, error) {
 	return v, nil
 }
 
+// checksumMode returns the checksums URI parameter, else
+// LITESTREAM_CHECKSUMS, else true. false writes LTX files without
+// checksums, which Litestream 0.5's restore requires.
+func checksumMode(params map[string]string) (bool, error) {
+	raw, source := params["checksums"], "URI parameter checksums"
+	if raw == "" {
+		raw, source = os.Getenv("LITESTREAM_CHECKSUMS"), "LITESTREAM_CHECKSUMS"
+	}
+	if raw == "" {
+		return true, nil
+	}
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		return false, fmt.Errorf("%s: %q is not true or false", source, raw)
+	}
+	return v, nil
+}
+
 // redact drops user info from a URL for messages.
 func redact(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.User != nil {
@@ -212,9 +230,13 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.
 		return 0
 	}
 	var spoolMax int64
+	checksums := true
 	rate, err := putRate(params, client)
 	if err == nil {
 		spoolMax, err = spoolBound(params)
+	}
+	if err == nil {
+		checksums, err = checksumMode(params)
 	}
 	if err != nil {
 		*errOut = C.CString(err.Error())
@@ -229,6 +251,7 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.
 
 		MaxPutsPerSecond: rate,
 		SpoolMaxBytes:    spoolMax,
+		NoChecksum:       !checksums,
 	})
 	if err != nil {
 		*errOut = C.CString(err.Error())

@@ -8,7 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +46,10 @@ type Options struct {
 	// PermanentRetry is the wait before retrying an upload that failed with
 	// replica.ErrPermanent (default 30 s).
 	PermanentRetry time.Duration
+	// NoChecksum writes LTX files with HeaderFlagNoChecksum and no pre- or
+	// post-apply checksums, as Litestream 0.5 does, so `litestream restore`
+	// can read the replica. The checksums are still tracked locally.
+	NoChecksum bool
 	// SpoolMaxBytes bounds the spool (default DefaultSpoolMaxBytes). Past
 	// it, every file not yet in the replica is dropped and a snapshot is
 	// owed instead: the spool then holds that snapshot and what follows it.
@@ -166,7 +173,36 @@ func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {
 	if err != nil {
 		return ltx.Pos{}, fmt.Errorf("read replica file %s: %w", ltx.FormatFilename(best.MinTXID, best.MaxTXID), err)
 	}
+	if post == 0 {
+		// A file without checksums: the position file left by the last
+		// upload knows the checksum if it names the same TXID; otherwise
+		// the checksum stays unknown and the next capture snapshots.
+		if saved, err := r.loadPosition(); err == nil && saved.TXID == best.MaxTXID {
+			post = saved.PostApplyChecksum
+		}
+	}
 	return ltx.Pos{TXID: best.MaxTXID, PostApplyChecksum: post}, nil
+}
+
+// positionPath is where the last replicated position is kept for replicas
+// whose files carry no checksums.
+func (r *Replicator) positionPath() string { return filepath.Join(r.spool.dir, "position") }
+
+func (r *Replicator) loadPosition() (ltx.Pos, error) {
+	b, err := os.ReadFile(r.positionPath())
+	if err != nil {
+		return ltx.Pos{}, err
+	}
+	return ltx.ParsePos(strings.TrimSpace(string(b)))
+}
+
+// savePosition records pos (best effort, no fsync: a stale or missing file
+// only costs a snapshot on the next open).
+func (r *Replicator) savePosition(pos ltx.Pos) {
+	tmp := r.positionPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(pos.String()+"\n"), 0o644); err == nil {
+		_ = os.Rename(tmp, r.positionPath())
+	}
 }
 
 // Start launches the committer (fsync and rename of captured files) and
@@ -269,6 +305,7 @@ func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, verify f
 	c := &pageChecksums{pageSize: pageSize, commit: commit, crcs: make([]ltx.Checksum, commit)}
 	hdr := ltx.Header{
 		Version:   ltx.Version,
+		Flags:     r.headerFlags(),
 		PageSize:  pageSize,
 		Commit:    commit,
 		MinTXID:   1,
@@ -307,12 +344,16 @@ func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read
 	pos := r.Pos()
 	hdr := ltx.Header{
 		Version:          ltx.Version,
+		Flags:            r.headerFlags(),
 		PageSize:         pageSize,
 		Commit:           commit,
 		MinTXID:          pos.TXID + 1,
 		MaxTXID:          pos.TXID + ltx.TXID(n),
 		Timestamp:        ts.UnixMilli(),
 		PreApplyChecksum: pos.PostApplyChecksum,
+	}
+	if r.opts.NoChecksum {
+		hdr.PreApplyChecksum = 0
 	}
 	lock := ltx.LockPgno(pageSize)
 	seq := func(yield func(uint32) bool) {
@@ -330,6 +371,13 @@ func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read
 	d.apply()
 	r.added(e)
 	return hdr.MaxTXID, nil
+}
+
+func (r *Replicator) headerFlags() uint32 {
+	if r.opts.NoChecksum {
+		return ltx.HeaderFlagNoChecksum
+	}
+	return 0
 }
 
 // checksummer receives the checksum of every page written.
@@ -377,7 +425,9 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 		rw.abort()
 		return nil, err
 	}
-	enc.SetPostApplyChecksum(c.Checksum())
+	if !hdr.NoChecksum() {
+		enc.SetPostApplyChecksum(c.Checksum())
+	}
 	if err := enc.Close(); err != nil {
 		rw.abort()
 		return nil, fmt.Errorf("close encoder: %w", err)
@@ -634,6 +684,7 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		if err != nil {
 			return fmt.Errorf("merge %s: %w", batchName(batch), err)
 		}
+		cmp.HeaderFlags = r.headerFlags()
 		go func() {
 			err := cmp.Compact(ctx)
 			if err != nil {
@@ -661,8 +712,12 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 	}
 	r.uploads++
 	r.errActive = false
+	replicated := r.replicated
 	r.notifyLocked()
 	r.mu.Unlock()
+	if r.opts.NoChecksum {
+		r.savePosition(replicated)
+	}
 	return nil
 }
 

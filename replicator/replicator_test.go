@@ -585,3 +585,62 @@ func TestJitter(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicatorNoChecksum writes Litestream-compatible files (no
+// checksums), restores them, and resumes after a reopen without a snapshot.
+func TestReplicatorNoChecksum(t *testing.T) {
+	dir := t.TempDir()
+	repDir := filepath.Join(dir, "replica")
+	open := func() *Replicator {
+		r := New(file.NewClient(repDir), Options{
+			SpoolDir:   filepath.Join(dir, "spool"),
+			Logger:     slog.New(slog.DiscardHandler),
+			NoChecksum: true,
+		})
+		if err := r.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r.Start(context.Background())
+		return r
+	}
+	r := open()
+	m := newModel(512, 6, 12)
+	txid, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		pgnos := m.change(uint32(i%7) + 1)
+		if txid, err = r.Append(1, 512, m.commit(), pgnos, m.read, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitReplicated(ctx, txid); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+
+	infos, err := file.NewClient(repDir).LTXFiles(ctx, 0)
+	if err != nil || len(infos) == 0 {
+		t.Fatalf("level 0: %v, %v", infos, err)
+	}
+	rc, err := file.NewClient(repDir).OpenLTXFile(ctx, 0, infos[0].MinTXID, infos[0].MaxTXID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _, err := ltx.PeekHeader(rc)
+	rc.Close()
+	if err != nil || !hdr.NoChecksum() || hdr.PreApplyChecksum != 0 {
+		t.Fatalf("header %+v, %v: want HeaderFlagNoChecksum and no pre-apply checksum", hdr, err)
+	}
+	h := &harness{t: t, dir: dir, repDir: repDir, ctx: ctx}
+	h.check(m, txid)
+
+	r = open()
+	defer r.Close()
+	if ok, err := r.Reconcile(512, m.commit(), m.read, nil); err != nil || !ok {
+		t.Fatalf("Reconcile after reopen = %v, %v; want a match from the saved position", ok, err)
+	}
+}

@@ -63,6 +63,9 @@ type Config struct {
 	MaxPutsPerSecond float64
 	// SpoolMaxBytes bounds the spool (0: the default); see replicator.Options.
 	SpoolMaxBytes int64
+	// NoChecksum writes Litestream-compatible LTX files without checksums;
+	// see replicator.Options.
+	NoChecksum bool
 }
 
 // DB replicates one database. Safe for concurrent use.
@@ -128,6 +131,7 @@ func Open(cfg Config) (*DB, error) {
 
 		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
 		SpoolMaxBytes:    cfg.SpoolMaxBytes,
+		NoChecksum:       cfg.NoChecksum,
 	})
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		owner, _ := io.ReadAll(io.LimitReader(lock, 32))

@@ -36,9 +36,8 @@ const Region = "us-east-1"
 
 // Timeouts for starting and stopping the server.
 const (
-	startTimeout   = 30 * time.Second
-	stopTimeout    = 10 * time.Second
-	installTimeout = 15 * time.Minute
+	startTimeout = 30 * time.Second
+	stopTimeout  = 10 * time.Second
 )
 
 // Options configures StartServer.

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package s3test
+package gotool
 
 // lockFile does not lock on systems without flock; parallel installs there
 // may both run, and the last one wins.
