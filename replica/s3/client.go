@@ -218,15 +218,19 @@ func (c *Client) levelDir(level int) (string, error) {
 	if level < 0 || level > replica.MaxLevel {
 		return "", fmt.Errorf("s3: level %d: %w", level, replica.ErrInvalidLevel)
 	}
-	return path.Join(c.cfg.Prefix, "ltx", strconv.Itoa(level)) + "/", nil
+	return path.Join(c.cfg.Prefix, levelName(level)) + "/", nil
 }
+
+// levelName is a level's key element, "%04x" as Litestream 0.5's S3
+// replica names it (its directory replica uses "ltx/<decimal>" instead).
+func levelName(level int) string { return fmt.Sprintf("%04x", level) }
 
 // key returns the object key of the file at level covering [minTXID, maxTXID].
 func (c *Client) key(level int, minTXID, maxTXID ltx.TXID) (string, error) {
 	if level < 0 || level > replica.MaxLevel {
 		return "", fmt.Errorf("s3: level %d: %w", level, replica.ErrInvalidLevel)
 	}
-	return path.Join(c.cfg.Prefix, replica.LTXFilePath(level, minTXID, maxTXID)), nil
+	return path.Join(c.cfg.Prefix, levelName(level), ltx.FormatFilename(minTXID, maxTXID)), nil
 }
 
 // LTXFiles returns the LTX files at level ordered by MinTXID then MaxTXID.

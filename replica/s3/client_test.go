@@ -84,9 +84,9 @@ func TestClientLayout(t *testing.T) {
 	tests := []struct {
 		name, prefix, key string
 	}{
-		{"Prefix", "a/b", "a/b/ltx/9/0000000000000001-000000000000002a.ltx"},
-		{"PrefixSlashes", "/c/", "c/ltx/9/0000000000000001-000000000000002a.ltx"},
-		{"NoPrefix", "", "ltx/9/0000000000000001-000000000000002a.ltx"},
+		{"Prefix", "a/b", "a/b/0009/0000000000000001-000000000000002a.ltx"},
+		{"PrefixSlashes", "/c/", "c/0009/0000000000000001-000000000000002a.ltx"},
+		{"NoPrefix", "", "0009/0000000000000001-000000000000002a.ltx"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,12 +116,12 @@ func TestClientLTXFilesIgnores(t *testing.T) {
 	mc := srv.MinioClient(t)
 	ctx := context.Background()
 	for _, key := range []string{
-		"p/ltx/0/garbage",
-		"p/ltx/0/0000000000000001-0000000000000001.ltx.tmp",
-		"p/ltx/0/sub/0000000000000002-0000000000000002.ltx",
-		"p/ltx/00/0000000000000003-0000000000000003.ltx",
-		"p/ltx/0/0000000000000004-0000000000000004.ltx",
-		"px/ltx/0/0000000000000005-0000000000000005.ltx",
+		"p/0000/garbage",
+		"p/0000/0000000000000001-0000000000000001.ltx.tmp",
+		"p/0000/sub/0000000000000002-0000000000000002.ltx",
+		"p/000/0000000000000003-0000000000000003.ltx",
+		"p/0000/0000000000000004-0000000000000004.ltx",
+		"px/0000/0000000000000005-0000000000000005.ltx",
 	} {
 		if _, err := mc.PutObject(ctx, bucket, key, strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
 			t.Fatalf("put %s: %v", key, err)

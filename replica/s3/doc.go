@@ -4,8 +4,10 @@
 // # Layout
 //
 // LTX files are stored as objects named
-// "<prefix>/ltx/<level decimal>/<%016x-%016x>.ltx", the file replica's
-// layout (replica.LTXFilePath) under the configured prefix. An empty prefix
+// "<prefix>/<level %04x>/<%016x-%016x>.ltx" (e.g. "db/0000/…", "db/0009/…"),
+// the layout Litestream 0.5.16's S3 replica uses, so either tool can read
+// the other's objects. (Litestream's directory replica, and ours, use
+// "ltx/<level decimal>/" instead.) An empty prefix
 // gives keys without a leading slash. Each object carries the user metadata
 // "litestream-timestamp" (the upload time, RFC 3339 with nanoseconds), as
 // Litestream writes it.
