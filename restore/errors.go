@@ -15,6 +15,9 @@ var (
 	// ErrTargetNotFound is returned (wrapped) when the requested TXID is
 	// past the replica's latest TXID or no file ends at it.
 	ErrTargetNotFound = errors.New("target txid not found")
+	// ErrBeforeFirst is returned (wrapped) by TXIDAt when the requested
+	// time is before the first restorable state.
+	ErrBeforeFirst = errors.New("timestamp before first restorable state")
 	// ErrChecksumMismatch is returned (wrapped) when a file checksum, a
 	// pre-apply checksum or the restored database's checksum is wrong.
 	ErrChecksumMismatch = errors.New("checksum mismatch")

@@ -24,20 +24,9 @@ import (
 // an older state. The returned infos come from client.LTXFiles, so their
 // checksums are zero; Restore checks checksums from the file headers.
 func Plan(ctx context.Context, client replica.Client, target ltx.TXID) ([]*ltx.FileInfo, error) {
-	var files []*ltx.FileInfo
-	for level := 0; level <= replica.MaxLevel; level++ {
-		infos, err := client.LTXFiles(ctx, level)
-		if err != nil {
-			return nil, fmt.Errorf("list level %d of %s: %w", level, client, err)
-		}
-		for _, info := range infos {
-			if info.MinTXID == 0 || info.MinTXID > info.MaxTXID {
-				continue // not a usable range; never written by us
-			}
-			c := *info
-			c.Level = level
-			files = append(files, &c)
-		}
+	files, err := ListFiles(ctx, client)
+	if err != nil {
+		return nil, err
 	}
 	return plan(client.String(), files, target)
 }

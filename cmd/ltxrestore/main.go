@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
 	"github.com/litestream-vfs/litestream_vfs/restore"
@@ -27,7 +28,9 @@ const (
 	programName = "ltxrestore"
 )
 
-const usage = `usage: ltxrestore [restore] -o OUT.db [-f] [-txid N] [-no-integrity-check] [-v] URL
+const usage = `usage: ltxrestore [restore] -o OUT.db [-f] [-txid N | -timestamp T] [-no-integrity-check] [-v] URL
+       ltxrestore ls [-json] URL
+       ltxrestore verify URL
 
 Ltxrestore rebuilds the SQLite database held by the replica at URL and
 writes it to OUT.db. It applies the newest snapshot at or before the target
@@ -35,7 +38,18 @@ transaction and the LTX files that follow it, checks every checksum, runs
 PRAGMA integrity_check on the result, and only then renames it into place:
 on failure OUT.db is left untouched.
 
-URL is a replica URL: file:///abs/dir or a plain directory path.
+URL is a replica URL: file:///abs/dir, a plain directory path, or
+s3://bucket/prefix.
+
+Ltxrestore ls lists the LTX files of every level (TXID range in hex and
+decimal, the commit timestamp from each file's header, size in bytes) and
+the restorable range: the first and last TXID a restore can target and
+their commit times. -json prints one JSON object instead of a table.
+
+Ltxrestore verify decodes every file in full, reports TXID gaps within each
+level, plans a restore of the latest TXID and checks checksum continuity
+along that chain. Its last line is "ok: latest restorable TXID N" or
+"FAILED: K problems".
 
 The flags are:
 
@@ -47,6 +61,11 @@ The flags are:
 		restore the state after transaction N instead of the latest;
 		N is decimal, 0x-prefixed hex, or 16 hex digits as in LTX file
 		names (0 means latest)
+	-timestamp T
+		restore the last restorable state committed at or before T, an
+		RFC 3339 time such as 2024-05-01T12:00:00Z or
+		2024-05-01T14:00:00.250+02:00 (LTX timestamps have millisecond
+		precision); an error if T is before the first restorable state
 	-no-integrity-check
 		skip PRAGMA integrity_check
 	-v
@@ -54,8 +73,9 @@ The flags are:
 
 Exit status:
 
-	0	the database was restored
-	1	the restore failed (the cause is printed)
+	0	the database was restored (ls: listed; verify: ok)
+	1	the restore failed, the replica is empty or missing, or verify
+		found problems (the cause is printed)
 	2	the command line is invalid
 `
 
@@ -70,6 +90,7 @@ func main() {
 type config struct {
 	url, out  string
 	txid      ltx.TXID
+	timestamp time.Time // zero: not given
 	overwrite bool
 	noCheck   bool
 	verbose   bool
@@ -80,6 +101,14 @@ var errHelp = errors.New("help requested")
 
 // run executes the command and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "ls":
+			return runLs(ctx, args[1:], stdout, stderr)
+		case "verify":
+			return runVerify(ctx, args[1:], stdout, stderr)
+		}
+	}
 	cfg, err := parseArgs(args)
 	if errors.Is(err, errHelp) {
 		_, _ = io.WriteString(stdout, usage)
@@ -93,6 +122,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return exitUsage
+	}
+
+	asOf := ""
+	if !cfg.timestamp.IsZero() {
+		p, err := restore.TXIDAt(ctx, client, cfg.timestamp)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", programName, oneLine(err.Error()))
+			return exitFailed
+		}
+		cfg.txid = p.TXID
+		asOf = fmt.Sprintf(" (committed at %s)", p.Time.Format(timeLayout))
 	}
 
 	level := slog.LevelWarn
@@ -113,8 +153,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", programName, oneLine(err.Error()))
 		return exitFailed
 	}
-	fmt.Fprintf(stderr, "restored TXID %d (0x%s) to %s: %d pages, %d files\n",
-		uint64(res.TXID), res.TXID, cfg.out, res.Pages, len(res.Files))
+	fmt.Fprintf(stderr, "restored TXID %d (0x%s)%s to %s: %d pages, %d files\n",
+		uint64(res.TXID), res.TXID, asOf, cfg.out, res.Pages, len(res.Files))
 	return exitOK
 }
 
@@ -125,7 +165,7 @@ func parseArgs(args []string) (config, error) {
 		args = args[1:]
 	}
 	var cfg config
-	var txid string
+	var txid, timestamp string
 	fs := flag.NewFlagSet(programName, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.out, "o", "", "")
@@ -133,13 +173,51 @@ func parseArgs(args []string) (config, error) {
 	fs.StringVar(&txid, "txid", "", "")
 	fs.BoolVar(&cfg.noCheck, "no-integrity-check", false, "")
 	fs.BoolVar(&cfg.verbose, "v", false, "")
+	fs.StringVar(&timestamp, "timestamp", "", "")
 
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return config{}, err
+	}
+
+	switch {
+	case len(positional) == 0:
+		return config{}, errors.New("replica URL required")
+	case len(positional) > 1:
+		return config{}, fmt.Errorf("one replica URL expected, got %d arguments: %s", len(positional), strings.Join(positional, " "))
+	case cfg.out == "":
+		return config{}, errors.New("-o OUT.db required")
+	case txid != "" && timestamp != "":
+		return config{}, errors.New("-txid and -timestamp are mutually exclusive")
+	}
+	cfg.url = positional[0]
+	if txid != "" {
+		v, err := parseTXID(txid)
+		if err != nil {
+			return config{}, err
+		}
+		cfg.txid = v
+	}
+	if timestamp != "" {
+		ts, err := time.Parse(time.RFC3339Nano, timestamp)
+		if err != nil {
+			return config{}, fmt.Errorf("invalid -timestamp %q: want RFC 3339, e.g. 2024-05-01T12:00:00Z", timestamp)
+		}
+		cfg.timestamp = ts
+	}
+	return cfg, nil
+}
+
+// parseInterspersed parses args with fs, allowing flags before and after
+// positional arguments, and returns the positional arguments. Everything
+// after "--" is positional. -h returns errHelp.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-			return config{}, errHelp
+			return nil, errHelp
 		} else if err != nil {
-			return config{}, err
+			return nil, err
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -152,24 +230,7 @@ func parseArgs(args []string) (config, error) {
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
-
-	switch {
-	case len(positional) == 0:
-		return config{}, errors.New("replica URL required")
-	case len(positional) > 1:
-		return config{}, fmt.Errorf("one replica URL expected, got %d arguments: %s", len(positional), strings.Join(positional, " "))
-	case cfg.out == "":
-		return config{}, errors.New("-o OUT.db required")
-	}
-	cfg.url = positional[0]
-	if txid != "" {
-		v, err := parseTXID(txid)
-		if err != nil {
-			return config{}, err
-		}
-		cfg.txid = v
-	}
-	return cfg, nil
+	return positional, nil
 }
 
 // parseTXID accepts decimal, 0x-prefixed hex, or exactly 16 hex digits

@@ -265,7 +265,7 @@ func TestCLI(t *testing.T) {
 		// restore failure naming the store, not a usage error.
 		{"S3Unreachable", func(out string) []string {
 			return []string{"-o", out, "s3://bucket/db?endpoint=http://127.0.0.1:1"}
-		}, false, 1, 0, []string{"s3: list bucket/db/ltx/"}, 0},
+		}, false, 1, 0, []string{"s3: list bucket/db/"}, 0},
 		{"S3BadOption", func(out string) []string { return []string{"-o", out, "s3://bucket/db?force-path-style=maybe"} }, false, 2, 0, []string{"force-path-style"}, 0},
 		{"BadURL", func(out string) []string { return []string{"-o", out, "file://host/x"} }, false, 2, 0, []string{"invalid replica url", `host "host"`}, 0},
 	}
