@@ -9,10 +9,12 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 
 	"github.com/superfly/ltx"
@@ -71,4 +73,15 @@ type Client interface {
 
 	// DeleteLTXFiles removes the given files; missing files are not an error.
 	DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error
+}
+
+// SortFileInfos orders files by MinTXID, then MaxTXID, as LTXFiles returns
+// them.
+func SortFileInfos(infos []*ltx.FileInfo) {
+	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
+		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
+			return v
+		}
+		return cmp.Compare(a.MaxTXID, b.MaxTXID)
+	})
 }

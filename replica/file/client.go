@@ -1,7 +1,6 @@
 package file
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -106,12 +104,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 			CreatedAt: fi.ModTime().UTC(),
 		})
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
-			return v
-		}
-		return cmp.Compare(a.MaxTXID, b.MaxTXID)
-	})
+	replica.SortFileInfos(infos)
 	return infos, nil
 }
 

@@ -2,7 +2,6 @@ package s3
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -272,12 +271,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
-			return v
-		}
-		return cmp.Compare(a.MaxTXID, b.MaxTXID)
-	})
+	replica.SortFileInfos(infos)
 	return infos, nil
 }
 
