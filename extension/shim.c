@@ -34,7 +34,6 @@ SQLITE_EXTENSION_INIT1
 #include "_cgo_export.h"
 
 #define LS_VFS_NAME "litestream"
-#define LS_MIN_SQLITE 3031000 /* sqlite3_uri_key */
 
 enum { LS_MAIN = 1, LS_WAL = 2 };
 
@@ -781,7 +780,7 @@ static void lsAtExit(void) {
   pthread_mutex_unlock(&lsGlobalMu);
 }
 
-static int lsRegisterVfs(char **pzErrMsg) {
+static int lsRegisterVfsLocked(char **pzErrMsg) {
   sqlite3_vfs *pExisting = sqlite3_vfs_find(LS_VFS_NAME);
   sqlite3_vfs *pDefault;
   const char *zDefault = getenv("LITESTREAM_VFS_DEFAULT");
@@ -829,83 +828,11 @@ static int lsRegisterVfs(char **pzErrMsg) {
   return sqlite3_vfs_register(&lsVfs, zDefault && strcmp(zDefault, "1") == 0);
 }
 
-/* ---------- SQL functions ---------- */
-
-static void lsSyncFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  sqlite3 *db = sqlite3_context_db_handle(ctx);
-  const char *zPath = sqlite3_db_filename(db, "main");
-  int timeoutMs = 30000;
-  long long txid = 0;
-  char *zErr = 0;
-  if (argc > 0 && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
-    timeoutMs = sqlite3_value_int(argv[0]);
-  }
-  if (goSync((char *)(zPath ? zPath : ""), timeoutMs, &txid, &zErr) != 0) {
-    sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync failed", -1);
-    free(zErr);
-    return;
-  }
-  sqlite3_result_int64(ctx, txid);
-}
-
-static void lsStatusFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  sqlite3 *db = sqlite3_context_db_handle(ctx);
-  const char *zPath = sqlite3_db_filename(db, "main");
-  char *zJson;
-  (void)argc;
-  (void)argv;
-  zJson = goStatus((char *)(zPath ? zPath : ""));
-  if (zJson == 0) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  sqlite3_result_text(ctx, zJson, -1, free);
-}
-
-static int lsRegisterFunctions(sqlite3 *db) {
-  int rc = sqlite3_create_function_v2(db, "litestream_sync", 1, SQLITE_UTF8, 0,
-                                      lsSyncFunc, 0, 0, 0);
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_create_function_v2(db, "litestream_sync", 0, SQLITE_UTF8, 0,
-                                    lsSyncFunc, 0, 0, 0);
-  }
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_create_function_v2(db, "litestream_status", 0, SQLITE_UTF8, 0,
-                                    lsStatusFunc, 0, 0, 0);
-  }
-  return rc;
-}
-
-static int lsAutoInit(sqlite3 *db, char **pzErrMsg,
-                      const sqlite3_api_routines *pApi) {
-  (void)pzErrMsg;
-  (void)pApi;
-  return lsRegisterFunctions(db);
-}
-
-/* ---------- entry points ---------- */
-
-__attribute__((visibility("default"))) int sqlite3_litestreamvfs_init(
-    sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
+/* ls_register_vfs registers the litestream VFS once per process. */
+int ls_register_vfs(char **pzErrMsg) {
   int rc;
-  SQLITE_EXTENSION_INIT2(pApi);
-  if (sqlite3_libversion_number() < LS_MIN_SQLITE) {
-    *pzErrMsg = sqlite3_mprintf(
-        "litestream: SQLite %s is too old, need 3.31.0 or newer",
-        sqlite3_libversion());
-    return SQLITE_ERROR;
-  }
   pthread_mutex_lock(&lsGlobalMu);
-  rc = lsRegisterVfs(pzErrMsg);
+  rc = lsRegisterVfsLocked(pzErrMsg);
   pthread_mutex_unlock(&lsGlobalMu);
-  if (rc != SQLITE_OK) return rc;
-  rc = sqlite3_auto_extension((void (*)(void))lsAutoInit);
-  if (rc == SQLITE_OK) rc = lsRegisterFunctions(db);
-  if (rc == SQLITE_OK) goLoaded(sqlite3_libversion_number());
-  return rc == SQLITE_OK ? SQLITE_OK_LOAD_PERMANENTLY : rc;
-}
-
-__attribute__((visibility("default"))) int sqlite3_extension_init(
-    sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
-  return sqlite3_litestreamvfs_init(db, pzErrMsg, pApi);
+  return rc;
 }

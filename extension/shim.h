@@ -31,6 +31,14 @@ typedef struct lsEvents {
   int shutdown;              /* the process is exiting */
 } lsEvents;
 
+/* LS_MIN_SQLITE_VERSION is the oldest SQLite the extension runs on
+** (sqlite3_uri_key arrived in 3.31.0). */
+#define LS_MIN_SQLITE_VERSION 3031000
+
+/* ls_register_vfs registers the "litestream" VFS once per process (entry.c
+** calls it from the entry point). */
+int ls_register_vfs(char **pzErrMsg);
+
 /* Called by Go. */
 /* ls_wait blocks until the event version differs from seenVer (unless
 ** gateOnly), an app thread waits at a gate, the process exits, or
