@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/superfly/ltx"
 )
 
@@ -33,18 +32,22 @@ func newApplier(f *os.File) *applier {
 	return &applier{f: f}
 }
 
-// apply streams the file info, named name, from client into the database:
-// each page is written at (pgno-1)*PageSize, then the file is truncated to
+// applyFile applies the LTX file at path, the download of info; see apply.
+func (a *applier) applyFile(ctx context.Context, path string, info *ltx.FileInfo, name string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open download of %s: %w", name, err)
+	}
+	defer func() { _ = f.Close() }()
+	return a.apply(ctx, f, info, name)
+}
+
+// apply streams the file info, named name, from r into the database: each
+// page is written at (pgno-1)*PageSize, then the file is truncated to
 // Commit pages. The first file must be a snapshot. The file checksum is
 // verified (by the decoder) before the database is resized.
-func (a *applier) apply(ctx context.Context, client replica.Client, info *ltx.FileInfo, name string) error {
-	rc, err := client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", name, err)
-	}
-	defer func() { _ = rc.Close() }()
-
-	cr := &countingReader{r: rc}
+func (a *applier) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo, name string) error {
+	cr := &countingReader{r: r}
 	dec := ltx.NewDecoder(newFrameGuard(bufio.NewReaderSize(cr, 64<<10)))
 	dec.SetRetainPageIndex(false)
 	defer func() { a.bytes += cr.n }()
@@ -127,15 +130,16 @@ func (a *applier) checkHeader(hdr ltx.Header, info *ltx.FileInfo, name string) e
 		return nil
 	}
 	if hdr.PageSize != a.pageSize {
-		return fmt.Errorf("%w: %s: page size %d, previous files have %d", ErrInvalidFile, name, hdr.PageSize, a.pageSize)
+		return fmt.Errorf("%w: %s: txid %s: page size %d, previous files (last %s) have %d; is it from another database?",
+			ErrInvalidFile, name, hdr.MinTXID, hdr.PageSize, a.prevName, a.pageSize)
 	}
 	if hdr.NoChecksum() || a.prevNoChecksum {
 		a.unverified = true
 		return nil
 	}
 	if hdr.PreApplyChecksum != a.prevPost {
-		return fmt.Errorf("%w: %s: pre-apply checksum %s does not match post-apply checksum %s of %s (txid %s)",
-			ErrChecksumMismatch, name, hdr.PreApplyChecksum, a.prevPost, a.prevName, hdr.MinTXID-1)
+		return fmt.Errorf("%w: %s: txid %s: pre-apply checksum %s does not match post-apply checksum %s of %s (txid %s); is it from another database?",
+			ErrChecksumMismatch, name, hdr.MinTXID, hdr.PreApplyChecksum, a.prevPost, a.prevName, hdr.MinTXID-1)
 	}
 	return nil
 }

@@ -4,8 +4,9 @@
 // Plan picks the files: the newest snapshot (a file with MinTXID 1, at any
 // level) at or before the target TXID, then a contiguous chain of files
 // (each MinTXID is the previous MaxTXID+1) from any level up to the target.
-// Restore streams those files page by page into a temporary file next to
-// the output, checks every checksum LTX carries (file checksums, each
+// Restore downloads those files, several at once (Options.Parallelism),
+// into temporary files next to the output and applies them strictly in
+// order, page by page, to a temporary database file beside them, checks every checksum LTX carries (file checksums, each
 // file's pre-apply checksum against the previous post-apply checksum, and
 // the rolling database checksum of the result), lets the caller verify the
 // database (for example PRAGMA integrity_check), then renames it into

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/superfly/ltx"
@@ -29,6 +30,10 @@ type Options struct {
 	Verify func(path string) error
 	// Logger receives progress events; nil discards them.
 	Logger *slog.Logger
+	// Parallelism is how many LTX files are downloaded at once, each into
+	// a temporary file in the output's directory; files are still applied
+	// strictly in order. 0 means DefaultParallelism; negative is an error.
+	Parallelism int
 }
 
 // Result describes a completed restore.
@@ -54,14 +59,18 @@ type Result struct {
 
 // Restore rebuilds the database as of opts.TXID from client into
 // opts.OutputPath. It writes a temporary file "<OutputPath>.tmp-<random>"
-// in the output's directory, applies the files from Plan page by page,
-// checks file checksums, pre-apply against previous post-apply checksums
-// and the final database checksum, calls opts.Verify, fsyncs, renames the
-// file into place and fsyncs the directory.
+// in the output's directory, downloads the files from Plan, up to
+// opts.Parallelism at once, into temporary files
+// "<OutputPath>.tmp-<random>.ltx" beside it, applies them in order page by
+// page (removing each once applied), checks file checksums, pre-apply
+// against previous post-apply checksums and the final database checksum,
+// calls opts.Verify, fsyncs, renames the file into place and fsyncs the
+// directory.
 //
 // It refuses an existing output unless opts.Overwrite (ErrOutputExists) and
 // an output with a -wal or -journal file beside it (ErrOutputInUse). On any
-// error the temporary file is removed and OutputPath is left untouched.
+// error, including ctx being done (the error is then ctx.Err()), the
+// temporary files are removed and OutputPath is left untouched.
 func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result, err error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -69,6 +78,12 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 	}
 	if opts.OutputPath == "" {
 		return Result{}, errors.New("restore: output path required")
+	}
+	parallelism := opts.Parallelism
+	if parallelism == 0 {
+		parallelism = DefaultParallelism
+	} else if parallelism < 0 {
+		return Result{}, fmt.Errorf("restore: parallelism %d: must be at least 1", parallelism)
 	}
 	out, err := filepath.Abs(opts.OutputPath)
 	if err != nil {
@@ -100,11 +115,20 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 		}
 	}()
 
+	fetch := startFetch(ctx, client, files, filepath.Dir(out), filepath.Base(out)+".tmp-*.ltx", parallelism)
+	defer fetch.close()
+
 	a := newApplier(f)
 	res := Result{Files: make([]string, 0, len(files))}
-	for _, info := range files {
+	for i, info := range files {
 		name := fileName(info)
-		if err := a.apply(ctx, client, info, name); err != nil {
+		path, err := fetch.wait(ctx, i)
+		if err != nil {
+			return Result{}, err
+		}
+		err = a.applyFile(ctx, path, info, name)
+		fetch.release(path)
+		if err != nil {
 			return Result{}, err
 		}
 		res.Files = append(res.Files, name)
@@ -168,8 +192,15 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 // checkOutput returns the mode to give the restored file: that of an
 // existing output being overwritten, else 0644. It refuses an existing
 // output unless overwrite, anything but a regular file, and an output with
-// a -wal or -journal file (SQLite would apply it to the restored database).
+// a -wal or -journal file (SQLite would apply it to the restored database),
+// and an output whose parent is not a directory.
 func checkOutput(out string, overwrite bool) (fs.FileMode, error) {
+	dir := filepath.Dir(out)
+	if fi, err := os.Stat(dir); err != nil {
+		return 0, fmt.Errorf("stat output directory: %w", err)
+	} else if !fi.IsDir() {
+		return 0, fmt.Errorf("stat output directory: %s: %w", dir, syscall.ENOTDIR)
+	}
 	for _, suffix := range []string{"-wal", "-journal"} {
 		if _, err := os.Lstat(out + suffix); err == nil {
 			return 0, fmt.Errorf("%w: %s exists; remove it or open and close the database to apply it", ErrOutputInUse, out+suffix)

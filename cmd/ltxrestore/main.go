@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
@@ -28,7 +29,8 @@ const (
 	programName = "ltxrestore"
 )
 
-const usage = `usage: ltxrestore [restore] -o OUT.db [-f] [-txid N | -timestamp T] [-no-integrity-check] [-v] URL
+const usage = `usage: ltxrestore [restore] -o OUT.db [-f | -if-db-not-exists] [-if-replica-exists]
+                  [-txid N | -timestamp T] [-parallelism N] [-no-integrity-check] [-v] URL
        ltxrestore ls [-json] URL
        ltxrestore verify URL
 
@@ -57,6 +59,13 @@ The flags are:
 		the database file to write (required)
 	-f
 		overwrite OUT.db if it exists
+	-if-db-not-exists
+		if OUT.db exists, print one line saying so and exit 0 without
+		restoring (as Litestream's flag of the same name); not with -f
+	-if-replica-exists
+		if the replica is empty or missing, print one line saying so and
+		exit 0 without doing anything (as Litestream's flag of the same
+		name)
 	-txid N
 		restore the state after transaction N instead of the latest;
 		N is decimal, 0x-prefixed hex, or 16 hex digits as in LTX file
@@ -66,6 +75,10 @@ The flags are:
 		RFC 3339 time such as 2024-05-01T12:00:00Z or
 		2024-05-01T14:00:00.250+02:00 (LTX timestamps have millisecond
 		precision); an error if T is before the first restorable state
+	-parallelism N
+		download up to N LTX files at once (default 8), each into a
+		temporary file OUT.db.tmp-*.ltx beside OUT.db; they are applied
+		strictly in order and removed once applied or on failure
 	-no-integrity-check
 		skip PRAGMA integrity_check
 	-v
@@ -73,14 +86,18 @@ The flags are:
 
 Exit status:
 
-	0	the database was restored (ls: listed; verify: ok)
-	1	the restore failed, the replica is empty or missing, or verify
-		found problems (the cause is printed)
+	0	the database was restored (ls: listed; verify: ok), or skipped
+		by -if-db-not-exists or -if-replica-exists
+	1	the restore failed or was interrupted (SIGINT, SIGTERM), the
+		replica is empty or missing, or verify found problems (the cause
+		is printed; OUT.db and temporary files are not left behind)
 	2	the command line is invalid
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGINT and SIGTERM cancel ctx: a restore in progress stops and
+	// removes its temporary files.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -93,7 +110,13 @@ type config struct {
 	timestamp time.Time // zero: not given
 	overwrite bool
 	noCheck   bool
-	verbose   bool
+	// ifDBNotExists skips the restore if out exists.
+	ifDBNotExists bool
+	// ifReplicaExists skips the restore if the replica is empty or missing.
+	ifReplicaExists bool
+	verbose         bool
+	// parallelism is how many LTX files are downloaded at once.
+	parallelism int
 }
 
 // errHelp is returned by parseArgs for -h.
@@ -119,9 +142,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	client, err := replicaurl.Open(cfg.url)
+	if err == nil {
+		client, err = withReadDelay(client)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return exitUsage
+	}
+
+	if cfg.ifDBNotExists {
+		if _, err := os.Lstat(cfg.out); err == nil {
+			fmt.Fprintf(stderr, "%s: %s exists, skipping restore (-if-db-not-exists)\n", programName, cfg.out)
+			return exitOK
+		}
+	}
+	if cfg.ifReplicaExists {
+		files, err := restore.ListFiles(ctx, client)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", programName, oneLine(err.Error()))
+			return exitFailed
+		}
+		if len(files) == 0 {
+			fmt.Fprintf(stderr, "%s: no ltx files in %s, skipping restore (-if-replica-exists)\n", programName, client)
+			return exitOK
+		}
 	}
 
 	asOf := ""
@@ -140,16 +184,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelInfo
 	}
 	opts := restore.Options{
-		OutputPath: cfg.out,
-		TXID:       cfg.txid,
-		Overwrite:  cfg.overwrite,
-		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		OutputPath:  cfg.out,
+		TXID:        cfg.txid,
+		Overwrite:   cfg.overwrite,
+		Parallelism: cfg.parallelism,
+		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if !cfg.noCheck {
 		opts.Verify = integrityCheck
 	}
 	res, err := restore.Restore(ctx, client, opts)
-	if err != nil {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		fmt.Fprintf(stderr, "%s: interrupted: %s; nothing written to %s\n", programName, oneLine(err.Error()), cfg.out)
+		return exitFailed
+	} else if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", programName, oneLine(err.Error()))
 		return exitFailed
 	}
@@ -170,10 +218,13 @@ func parseArgs(args []string) (config, error) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.out, "o", "", "")
 	fs.BoolVar(&cfg.overwrite, "f", false, "")
+	fs.BoolVar(&cfg.ifDBNotExists, "if-db-not-exists", false, "")
+	fs.BoolVar(&cfg.ifReplicaExists, "if-replica-exists", false, "")
 	fs.StringVar(&txid, "txid", "", "")
 	fs.BoolVar(&cfg.noCheck, "no-integrity-check", false, "")
 	fs.BoolVar(&cfg.verbose, "v", false, "")
 	fs.StringVar(&timestamp, "timestamp", "", "")
+	fs.IntVar(&cfg.parallelism, "parallelism", restore.DefaultParallelism, "")
 
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -189,6 +240,10 @@ func parseArgs(args []string) (config, error) {
 		return config{}, errors.New("-o OUT.db required")
 	case txid != "" && timestamp != "":
 		return config{}, errors.New("-txid and -timestamp are mutually exclusive")
+	case cfg.parallelism < 1:
+		return config{}, fmt.Errorf("invalid -parallelism %d: want at least 1", cfg.parallelism)
+	case cfg.overwrite && cfg.ifDBNotExists:
+		return config{}, errors.New("-f and -if-db-not-exists are mutually exclusive")
 	}
 	cfg.url = positional[0]
 	if txid != "" {

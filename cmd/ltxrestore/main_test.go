@@ -255,6 +255,18 @@ func TestCLI(t *testing.T) {
 			args:     func(out string) []string { return []string{"-no-integrity-check", "-o", out, garbageReplica(t)} },
 			wantCode: 0,
 		},
+		{
+			name:     "Parallelism1",
+			args:     func(out string) []string { return []string{"-parallelism", "1", "-o", out, fx.dir} },
+			wantTXID: 2,
+		},
+		{
+			name:     "Parallelism64",
+			args:     func(out string) []string { return []string{"-o", out, "-parallelism=64", fx.dir} },
+			wantTXID: 2,
+		},
+		{"ParallelismZero", func(out string) []string { return []string{"-parallelism", "0", "-o", out, fx.dir} }, false, 2, 0, []string{"invalid -parallelism 0: want at least 1"}, 0},
+		{"ParallelismNotNumber", func(out string) []string { return []string{"-parallelism", "x", "-o", out, fx.dir} }, false, 2, 0, []string{"-parallelism"}, 0},
 		{"NoOutput", func(out string) []string { return []string{fx.dir} }, false, 2, 0, []string{"ltxrestore: -o OUT.db required"}, 0},
 		{"NoURL", func(out string) []string { return []string{"-o", out} }, false, 2, 0, []string{"ltxrestore: replica URL required"}, 0},
 		{"TwoURLs", func(out string) []string { return []string{"-o", out, fx.dir, fx.dir} }, false, 2, 0, []string{"one replica URL expected"}, 0},
@@ -325,7 +337,7 @@ func TestCLIHelp(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("%s: exit code %d, want 0", arg, r.code)
 		}
-		for _, s := range []string{"usage: ltxrestore [restore] -o OUT.db", "-txid N", "Exit status", "2\tthe command line is invalid"} {
+		for _, s := range []string{"usage: ltxrestore [restore] -o OUT.db", "-txid N", "-if-db-not-exists", "-if-replica-exists", "-parallelism N", "Exit status", "2\tthe command line is invalid"} {
 			if !strings.Contains(r.stdout, s) {
 				t.Fatalf("%s: usage %q, want it to contain %q", arg, r.stdout, s)
 			}
