@@ -6,6 +6,7 @@ require (
 	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/minio/minio-go/v7 v7.4.1
 	github.com/superfly/ltx v0.5.3
+	golang.org/x/term v0.46.0
 )
 
 require (

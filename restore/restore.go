@@ -34,6 +34,10 @@ type Options struct {
 	// a temporary file in the output's directory; files are still applied
 	// strictly in order. 0 means DefaultParallelism; negative is an error.
 	Parallelism int
+	// Progress, if set, is called after each applied file with the files
+	// applied so far, the total, and the LTX bytes applied so far out of
+	// the total (from the replica listing).
+	Progress func(done, total int, bytes, totalBytes int64)
 }
 
 // Result describes a completed restore.
@@ -120,6 +124,10 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 
 	a := newApplier(f)
 	res := Result{Files: make([]string, 0, len(files))}
+	var doneBytes, totalBytes int64
+	for _, info := range files {
+		totalBytes += info.Size
+	}
 	for i, info := range files {
 		name := fileName(info)
 		path, err := fetch.wait(ctx, i)
@@ -132,6 +140,9 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 			return Result{}, err
 		}
 		res.Files = append(res.Files, name)
+		if doneBytes += info.Size; opts.Progress != nil {
+			opts.Progress(i+1, len(files), doneBytes, totalBytes)
+		}
 		if logger.Enabled(ctx, slog.LevelDebug) {
 			logger.Debug("applied ltx file", "file", name, "commit", a.commit)
 		}

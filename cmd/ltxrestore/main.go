@@ -189,6 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Overwrite:   cfg.overwrite,
 		Parallelism: cfg.parallelism,
 		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Progress:    progressLine(stderr),
 	}
 	if !cfg.noCheck {
 		opts.Verify = integrityCheck
