@@ -38,6 +38,9 @@ var (
 	// ErrWALChanged is returned when another process restarted the WAL
 	// while frames were being read; the capture is retried as a snapshot.
 	ErrWALChanged = errors.New("wal restarted by another process while reading")
+	// errWALIndexNotReady defers a snapshot until this process's
+	// connections have a wal-index (see snapshot).
+	errWALIndexNotReady = errors.New("wal-index not built yet")
 )
 
 // reasonEmpty is the status reason of a database with no pages yet.
@@ -225,11 +228,18 @@ func (db *DB) loop(ctx context.Context) {
 		if db.logger.Enabled(ctx, slog.LevelDebug) {
 			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0), "pause", pause)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, errWALIndexNotReady) && ev.WALOpen > 0:
+			// A connection of this process is opening the WAL: try again
+			// shortly. Not an error.
+			retry = min(max(2*retry, time.Millisecond), 200*time.Millisecond)
+		case errors.Is(err, errWALIndexNotReady):
+			retry = -1 // the WAL is not open yet: its open wakes the loop
+		case err != nil:
 			db.setError(err)
 			db.logger.Warn("capture failed", "err", err)
 			retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
-		} else {
+		default:
 			retry = -1
 		}
 		if ctx.Err() != nil || ev.Shutdown {
@@ -504,16 +514,27 @@ func (db *DB) append(txns []Txn) error {
 // tries to resume: if the state's checksum equals the last spooled or
 // replicated position, no snapshot is written.
 func (db *DB) snapshot() error {
-	db.host.BeginSnapshot()
-	defer db.host.EndSnapshot()
 	if wal, empty, err := db.walMode(); err != nil || empty || !wal {
 		return err // nothing to snapshot yet
 	}
+	// While this process has the database open, the read transaction
+	// starts only once its connections have built the wal-index: a reader
+	// that finds it unbuilt runs WAL recovery under the WAL_WRITE lock, and
+	// an application write at that moment fails with SQLITE_BUSY_RECOVERY.
+	if _, _, _, ok := db.host.WALIndex(); !ok && db.host.Events().Conns > 0 {
+		return errWALIndexNotReady
+	}
+	// Read transaction first, then hold back this process's checkpoint
+	// writes: the other way round, a connection closing (which checkpoints
+	// under an EXCLUSIVE lock) waits for the snapshot while the reader
+	// waits for its lock.
 	release, err := db.host.HoldReadTxn()
 	if err != nil {
 		return err
 	}
 	defer release()
+	db.host.BeginSnapshot()
+	defer db.host.EndSnapshot()
 
 	db.fol.Unfollow()
 	hdr, st, err := db.fol.CheckHeader()

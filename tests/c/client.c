@@ -19,6 +19,10 @@
 ** line is skipped; the client carries on with the next line). At end of input
 ** it closes the database and exits 0.
 **
+** A line ".open URI" closes the database and opens URI the same way
+** (printing "OPENED <file>" then "OK", or "ERR <rc> <msg>"), so one process
+** can go through many databases.
+**
 ** Exit codes: 2 usage or load failure ("LOADFAIL <msg>"), 3 open failure
 ** ("OPENFAIL <rc> <msg>"), 4 close failure ("CLOSEFAIL <rc> <msg>").
 */
@@ -93,6 +97,24 @@ static void runLine(sqlite3 *db, const char *zSql) {
   puts("OK");
 }
 
+/* reopen closes *pDb and opens zUri through the litestream VFS. */
+static void reopen(sqlite3 **pDb, const char *zUri) {
+  int rc = sqlite3_close(*pDb);
+  if (rc != SQLITE_OK) {
+    printf("ERR %d close: %s\n", rc, sqlite3_errmsg(*pDb));
+    return;
+  }
+  *pDb = 0;
+  rc = sqlite3_open_v2(zUri, pDb,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                       "litestream");
+  if (rc != SQLITE_OK) {
+    printf("ERR %d %s\n", rc, *pDb ? sqlite3_errmsg(*pDb) : "out of memory");
+    return;
+  }
+  printf("OPENED %s\nOK\n", sqlite3_db_filename(*pDb, "main"));
+}
+
 int main(int argc, char **argv) {
   sqlite3 *pMem = 0;
   sqlite3 *db = 0;
@@ -142,7 +164,11 @@ int main(int argc, char **argv) {
     while (nRead > 0 && (zLine[nRead - 1] == '\n' || zLine[nRead - 1] == '\r')) {
       zLine[--nRead] = 0;
     }
-    runLine(db, zLine);
+    if (strncmp(zLine, ".open ", 6) == 0) {
+      reopen(&db, zLine + 6);
+    } else {
+      runLine(db, zLine);
+    }
     fflush(stdout);
   }
   free(zLine);
