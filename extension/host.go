@@ -27,6 +27,8 @@ var _ vfs.Host = (*host)(nil)
 func convertEvents(ev *C.lsEvents) vfs.Events {
 	return vfs.Events{
 		Announced:       uint64(ev.announced),
+		Acked:           uint64(ev.acked),
+		Checkpoints:     uint64(ev.checkpoints),
 		Restarts:        uint64(ev.restarts),
 		GateTimeouts:    uint64(ev.gateTimeouts),
 		NonWALWrites:    uint64(ev.nonWalWrites),
@@ -57,12 +59,12 @@ func (h *host) WaitGate(timeout time.Duration) vfs.Events {
 }
 
 func (h *host) wait(seen uint64, timeout time.Duration, gateOnly C.int) (uint64, vfs.Events) {
-	ms := -1
+	us := int64(-1)
 	if timeout >= 0 {
-		ms = int(timeout / time.Millisecond)
+		us = int64(timeout / time.Microsecond)
 	}
 	var ev C.lsEvents
-	ver := C.ls_wait(h.p, C.uint64_t(seen), C.int(ms), gateOnly, &ev)
+	ver := C.ls_wait(h.p, C.uint64_t(seen), C.int64_t(us), gateOnly, &ev)
 	return uint64(ver), convertEvents(&ev)
 }
 

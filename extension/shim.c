@@ -44,9 +44,9 @@ struct lsDb {
   pthread_cond_t goCond;  /* Go waits here for events */
   pthread_cond_t appCond; /* app threads wait here at gates */
   uint64_t ver;           /* bumped on every event Go cares about */
-  uint64_t acked;
   uint32_t ackSalt1, ackSalt2, ackFrames; /* Go's WAL position at its last ack */
   lsEvents ev;
+  uint64_t pokes;    /* ls_poke calls: they end a gate-only wait too */
   int goWaiting;     /* Go waits for any event */
   int goGateWaiting; /* Go waits only for gate waiters */
   int goAttached;
@@ -124,14 +124,18 @@ static lsDb *lsDbForWal(const char *zWal) {
   return p;
 }
 
-static void lsDeadline(struct timespec *ts, int ms) {
+static void lsDeadlineUs(struct timespec *ts, int64_t us) {
   clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += ms / 1000;
-  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  ts->tv_sec += (time_t)(us / 1000000);
+  ts->tv_nsec += (long)(us % 1000000) * 1000L;
   if (ts->tv_nsec >= 1000000000L) {
     ts->tv_sec++;
     ts->tv_nsec -= 1000000000L;
   }
+}
+
+static void lsDeadline(struct timespec *ts, int ms) {
+  lsDeadlineUs(ts, (int64_t)ms * 1000);
 }
 
 /* lsEventLocked records an event for Go. Caller holds p->mu. */
@@ -174,7 +178,7 @@ static void lsRecordEnd(lsFile *p) {
 ** reset would destroy: an announced commit, or committed frames of the
 ** generation it follows up to the recorded end. Caller holds p->mu. */
 static int lsBehindLocked(lsDb *p) {
-  if (p->acked < p->ev.announced || p->snapshotting) return 1;
+  if (p->ev.acked < p->ev.announced || p->snapshotting) return 1;
   return p->ev.endMxFrame > 0 && p->ackSalt1 == p->ev.endSalt1 &&
          p->ackSalt2 == p->ev.endSalt2 && p->ackFrames < p->ev.endMxFrame;
 }
@@ -254,13 +258,16 @@ static void lsCount(lsDb *p, int *pField, int delta) {
 
 /* ---------- called by Go ---------- */
 
-uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
+uint64_t ls_wait(lsDb *p, uint64_t seenVer, int64_t timeoutUs, int gateOnly,
                  lsEvents *out) {
   struct timespec dl;
-  uint64_t ver;
+  uint64_t ver, ckpt, pokes;
   pthread_mutex_lock(&p->mu);
-  if (timeoutMs >= 0) lsDeadline(&dl, timeoutMs);
+  if (timeoutUs >= 0) lsDeadlineUs(&dl, timeoutUs);
+  ckpt = p->ev.checkpoints;
+  pokes = p->pokes;
   while ((gateOnly || p->ver == seenVer) && p->ev.gateWaiters == 0 &&
+         !(gateOnly && (p->ev.checkpoints != ckpt || p->pokes != pokes)) &&
          !p->ev.shutdown) {
     /* While Go pauses to let commits accumulate, commits must not wake it:
     ** that would cost a futex wake per commit. */
@@ -269,7 +276,7 @@ uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
     } else {
       p->goWaiting = 1;
     }
-    if (timeoutMs >= 0) {
+    if (timeoutUs >= 0) {
       if (pthread_cond_timedwait(&p->goCond, &p->mu, &dl) == ETIMEDOUT) break;
     } else {
       pthread_cond_wait(&p->goCond, &p->mu);
@@ -285,6 +292,8 @@ uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
 
 void ls_poke(lsDb *p) {
   pthread_mutex_lock(&p->mu);
+  p->pokes++;
+  if (p->goGateWaiting) pthread_cond_signal(&p->goCond);
   lsEventLocked(p);
   pthread_mutex_unlock(&p->mu);
 }
@@ -326,7 +335,7 @@ int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
 void ls_ack(lsDb *p, uint64_t seq, uint32_t salt1, uint32_t salt2,
             uint32_t frames) {
   pthread_mutex_lock(&p->mu);
-  if (seq > p->acked) p->acked = seq;
+  if (seq > p->ev.acked) p->ev.acked = seq;
   p->ackSalt1 = salt1;
   p->ackSalt2 = salt2;
   p->ackFrames = frames;
@@ -552,6 +561,20 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
   sqlite3_file *o = ORIGFILE(pFile);
   lsDb *d = p->pDb;
   int rc;
+  if (!lsForked && ofst == 1 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
+    /* CKPT taken: a checkpoint starts, and a WAL reset (which waits at the
+    ** gate) may follow it. Wake Go from its coalescing pause so it catches
+    ** up while the checkpoint copies pages. */
+    rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_OK) {
+      pthread_mutex_lock(&d->mu);
+      d->ev.checkpoints++;
+      lsEventLocked(d);
+      if (d->goGateWaiting) pthread_cond_signal(&d->goCond);
+      pthread_mutex_unlock(&d->mu);
+    }
+    return rc;
+  }
   if (!lsForked && ofst == 4 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
     /* READ_LOCK(1..) taken exclusively: a writer or checkpointer is about
     ** to restart the WAL (walRestartHdr resets the wal-index header). */
@@ -580,7 +603,16 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
       d->ev.salt1 = salt1;
       d->ev.salt2 = salt2;
       d->ev.announced++;
-      lsEventLocked(d);
+      if (d->ev.acked + 1 == d->ev.announced && mxFrame > 0 &&
+          mxFrame <= d->ackFrames && salt1 == d->ackSalt1 &&
+          salt2 == d->ackSalt2) {
+        /* Go read this commit's frames already (it reads up to the live
+        ** wal-index, which SQLite updates before this unlock): it is
+        ** captured, and waking Go for it would be a wasted step. */
+        d->ev.acked = d->ev.announced;
+      } else {
+        lsEventLocked(d);
+      }
       pthread_mutex_unlock(&d->mu);
     }
     d->walWriteHeld = 0;

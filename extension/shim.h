@@ -14,6 +14,8 @@ typedef struct lsDb lsDb;
 /* lsEvents is a copy of one database's counters, taken under its mutex. */
 typedef struct lsEvents {
   uint64_t announced;        /* commits announced at WAL_WRITE unlock */
+  uint64_t acked;            /* announced commits Go has captured */
+  uint64_t checkpoints;      /* checkpoints started (CKPT lock taken) */
   uint64_t restarts;         /* WAL header rewrites, truncates, deletes passed */
   uint64_t gateTimeouts;     /* gates that gave up waiting for Go */
   uint64_t nonWalWrites;     /* main-db writes while no WAL was open */
@@ -41,10 +43,12 @@ int ls_register_vfs(char **pzErrMsg);
 
 /* Called by Go. */
 /* ls_wait blocks until the event version differs from seenVer (unless
-** gateOnly), an app thread waits at a gate, the process exits, or
-** timeoutMs passes (<0: no timeout). It copies the counters to out and
+** gateOnly), an app thread waits at a gate, a checkpoint starts or ls_poke
+** is called (gateOnly: a WAL reset may follow a checkpoint, a poke is
+** urgent), the process exits, or timeoutUs
+** microseconds pass (<0: no timeout). It copies the counters to out and
 ** returns the version. */
-uint64_t ls_wait(lsDb *p, uint64_t seenVer, int timeoutMs, int gateOnly,
+uint64_t ls_wait(lsDb *p, uint64_t seenVer, int64_t timeoutUs, int gateOnly,
                  lsEvents *out);
 /* ls_poke wakes ls_wait. */
 void ls_poke(lsDb *p);

@@ -1,7 +1,6 @@
 package replicator
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +68,7 @@ type Replicator struct {
 	opts   Options
 
 	crcs *pageChecksums // nil until a base state is known; owned by the capture goroutine
+	encs encoderCache   // owned by the capture goroutine
 
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced on every change of state
@@ -85,6 +85,7 @@ type Replicator struct {
 
 	wake       chan struct{} // uploader
 	commitWake chan struct{} // committer
+	urge       chan struct{} // a caller waits for the replica: do not pace
 	broken     atomic.Bool   // a captured file was lost: the chain needs a snapshot
 	onBroken   func()
 	cancel     context.CancelFunc
@@ -116,6 +117,7 @@ func New(client replica.Client, opts Options) *Replicator {
 		changed:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		commitWake: make(chan struct{}, 1),
+		urge:       make(chan struct{}, 1),
 		onBroken:   opts.OnBroken,
 	}
 }
@@ -395,8 +397,7 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 	if err != nil {
 		return nil, err
 	}
-	bw := bufio.NewWriterSize(rw, 256<<10)
-	enc, err := ltx.NewEncoder(bw)
+	enc, err := r.encs.get(rw)
 	if err != nil {
 		rw.abort()
 		return nil, fmt.Errorf("new encoder: %w", err)
@@ -405,7 +406,7 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 		rw.abort()
 		return nil, fmt.Errorf("encode header: %w", err)
 	}
-	buf := make([]byte, hdr.PageSize)
+	buf := r.encs.pageBuf(hdr.PageSize)
 	h := ltx.NewHasher()
 	for pgno := range pgnos {
 		if err = read(pgno, buf); err != nil {
@@ -432,7 +433,7 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 		rw.abort()
 		return nil, fmt.Errorf("close encoder: %w", err)
 	}
-	if err := bw.Flush(); err != nil {
+	if err := r.encs.flush(); err != nil {
 		rw.abort()
 		return nil, fmt.Errorf("write spool record: %w", err)
 	}
@@ -458,21 +459,69 @@ func poke(ch chan struct{}) {
 	}
 }
 
+// Pacing of commit cycles (spool fdatasync, then upload); see pace.
+const (
+	// lightLoad is the transaction rate (per second) up to which every
+	// captured file is made durable and shipped at once.
+	lightLoad   = 500
+	minCycleGap = 5 * time.Millisecond
+	maxCycleGap = 100 * time.Millisecond
+)
+
+// pace returns the pause before the next commit cycle. Each cycle costs a
+// few fsyncs whatever it carries, and on a busy disk they delay the
+// application's own; so while transactions arrive faster than lightLoad,
+// the pause doubles up to maxCycleGap and each cycle carries more. Below
+// it there is no pause, so light traffic reaches the replica in
+// milliseconds. Urge (a litestream_sync waiting) cuts a pause short.
+func pace(gap time.Duration, txns int64, since time.Duration) time.Duration {
+	if since <= 0 || float64(txns) <= lightLoad*since.Seconds() {
+		return 0
+	}
+	return min(max(2*gap, minCycleGap), maxCycleGap)
+}
+
+// Urge makes a paced commit cycle start now: a caller waits for the
+// replica.
+func (r *Replicator) Urge() { poke(r.urge) }
+
 // commitLoop makes captured files durable in order, one fdatasync per
 // batch. If that fails, the files after the last durable one are dropped
 // until a snapshot restarts the chain, so the spool never has a gap.
 func (r *Replicator) commitLoop(ctx context.Context) {
 	var failed error
+	var gap time.Duration
+	var lastStart time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.commitWake:
 		}
+		if wait := time.Until(lastStart.Add(gap)); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			case <-r.urge:
+				t.Stop()
+			}
+		}
+		start := time.Now()
 		r.mu.Lock()
 		batch := r.queue
 		r.queue = nil
 		r.mu.Unlock()
+		var txns int64
+		for _, e := range batch {
+			txns += int64(e.MaxTXID - e.MinTXID + 1)
+		}
+		if !lastStart.IsZero() {
+			gap = pace(gap, txns, start.Sub(lastStart))
+		}
+		lastStart = start
 
 		var keep []*spoolEntry
 		for _, e := range batch {
@@ -728,8 +777,10 @@ func (r *Replicator) setError(err error) {
 	r.mu.Unlock()
 }
 
-// WaitReplicated blocks until the replica holds txid or ctx ends.
+// WaitReplicated blocks until the replica holds txid or ctx ends. It
+// urges a paced commit cycle.
 func (r *Replicator) WaitReplicated(ctx context.Context, txid ltx.TXID) error {
+	r.Urge()
 	for {
 		r.mu.Lock()
 		done, ch := r.replicated.TXID >= txid, r.changed

@@ -49,11 +49,9 @@ const reasonEmpty = "empty database, not in WAL mode yet"
 // maxBatchBytes bounds the WAL frames read into one LTX file.
 const maxBatchBytes = 64 << 20
 
-// Bounds of the pause after a step that captured transactions.
-const (
-	minCoalesce = 500 * time.Microsecond
-	maxCoalesce = 20 * time.Millisecond
-)
+// stepInterval is the least time between the starts of two capture steps
+// that found transactions (see loop).
+const stepInterval = 5 * time.Millisecond
 
 // Config describes one database.
 type Config struct {
@@ -219,14 +217,12 @@ func (db *DB) loop(ctx context.Context) {
 	var ver uint64
 	ev := db.host.Events()
 	retry := time.Duration(-1)
-	var pause time.Duration
-	var lastAnnounced uint64
 	for {
 		db.batched = 0
 		t0 := time.Now()
 		err := db.step(ctx, ev)
 		if db.logger.Enabled(ctx, slog.LevelDebug) {
-			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0), "pause", pause)
+			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0))
 		}
 		switch {
 		case errors.Is(err, errWALIndexNotReady) && ev.WALOpen > 0:
@@ -245,24 +241,17 @@ func (db *DB) loop(ctx context.Context) {
 		if ctx.Err() != nil || ev.Shutdown {
 			return
 		}
-		// Under load, let commits accumulate so each LTX file (and its
-		// fsyncs and upload) covers more of them. Load shows as several
-		// transactions in one step, or as a step woken by commits that the
-		// previous one had already read. The pause doubles while commits
-		// keep arriving during it and vanishes when none do or a step takes
-		// a single commit, so light traffic is taken at once. An app thread
-		// waiting at a gate cuts the pause short.
-		if db.batched > 1 || (db.batched == 0 && ev.Announced != lastAnnounced) {
-			pause = min(max(2*pause, minCoalesce), maxCoalesce)
-			before := db.host.Events().Announced
-			after := db.host.WaitGate(pause)
-			if after.Announced == before && after.GateWaiters == 0 {
-				pause = 0 // nothing came in: not under load
+		// Steps that captured something start at least stepInterval apart:
+		// under load each covers many commits, so the capture's fixed cost
+		// (and the spool records, fsyncs and uploads after it) does not
+		// grow with the commit rate. A commit after a quiet spell is taken
+		// at once. A checkpoint or an app thread waiting at a gate (a WAL
+		// reset) ends the pause early, so resets do not wait for it.
+		if db.batched > 0 {
+			if wait := stepInterval - time.Since(t0); wait > 0 {
+				db.host.WaitGate(wait)
 			}
-		} else {
-			pause = 0
 		}
-		lastAnnounced = ev.Announced
 		ver, ev = db.host.Wait(ver, retry)
 	}
 }
@@ -282,8 +271,11 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 			s1, s2 = hdr.Salt1, hdr.Salt2
 			frames = uint32((db.fol.Offset() - WALHeaderSize) / hdr.FrameSize())
 		}
-		db.host.Ack(seq, s1, s2, frames)
+		// done first: Sync trusts the shim's acknowledgements only while
+		// no snapshot is pending, and must see a failure before the
+		// shim acknowledges commits on this step's behalf.
 		db.done(seq, err)
+		db.host.Ack(seq, s1, s2, frames)
 		db.seen = ev
 	}()
 	if !db.opened {
@@ -431,22 +423,24 @@ func (db *DB) endsBeyond(ev Events) bool {
 }
 
 // trusted returns how many frames of the followed generation SQLite's
-// wal-index says are committed: the later of the value published with the
-// last announced commit and the live header (which also covers commits of
-// other processes).
-func (db *DB) trusted() uint32 {
+// wal-index says are committed: the latest of the value published with the
+// last announced commit, the live header (which also covers commits of
+// other processes) and the recorded end of the generation. exact reports
+// that the live header belongs to the followed generation: then no frame
+// past n is committed, and the follower need not read past it.
+func (db *DB) trusted() (n uint32, exact bool) {
 	hdr := db.fol.Header()
-	var n uint32
-	if ev := db.host.Events(); ev.Salt1 == hdr.Salt1 && ev.Salt2 == hdr.Salt2 {
+	ev := db.host.Events()
+	if ev.Salt1 == hdr.Salt1 && ev.Salt2 == hdr.Salt2 {
 		n = ev.MxFrame
 	}
-	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
-		n = max(n, mx)
-	}
-	if ev := db.host.Events(); ev.EndSalt1 == hdr.Salt1 && ev.EndSalt2 == hdr.Salt2 {
+	if ev.EndSalt1 == hdr.Salt1 && ev.EndSalt2 == hdr.Salt2 {
 		n = max(n, ev.EndMxFrame)
 	}
-	return n
+	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
+		n, exact = max(n, mx), mx >= n
+	}
+	return n, exact
 }
 
 func (db *DB) owe(why string) error {
@@ -464,8 +458,12 @@ func (db *DB) follow(ev Events) error {
 		}
 		return err
 	}
+	// One bound per step: commits that land while this step runs are the
+	// next step's. Chasing them here made a step under load a long run of
+	// tiny LTX files.
+	n, exact := db.trusted()
 	for {
-		txns, err := db.fol.ReadTxns(maxBatchBytes, db.trusted())
+		txns, err := db.fol.ReadTxns(maxBatchBytes, n, exact)
 		if err != nil {
 			return err
 		}
@@ -543,8 +541,9 @@ func (db *DB) snapshot() error {
 	}
 	if st == WALSameGen || st == WALNewGeneration {
 		db.fol.Follow(hdr)
+		n, exact := db.trusted()
 		for {
-			txns, err := db.fol.ReadTxns(maxBatchBytes, db.trusted())
+			txns, err := db.fol.ReadTxns(maxBatchBytes, n, exact)
 			if err != nil {
 				return err
 			}

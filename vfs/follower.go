@@ -174,8 +174,10 @@ func (f *Follower) ReadAt(b []byte, off int64) (int, error) {
 // continues from the checksum stored in each, as SQLite's does. SQLite
 // 3.40 can leave committed frames with zeroed salts and checksums behind
 // (ROLLBACK TO after a cache spill); its readers go by the wal-index, and
-// so must we.
-func (f *Follower) ReadTxns(maxBytes int64, trusted uint32) ([]Txn, error) {
+// so must we. If exact, no frame past trusted is committed (the wal-index
+// is live and of this generation) and none is read: a quiet WAL costs no
+// read at all.
+func (f *Follower) ReadTxns(maxBytes int64, trusted uint32, exact bool) ([]Txn, error) {
 	if !f.following || f.f == nil {
 		return nil, nil
 	}
@@ -187,9 +189,20 @@ func (f *Follower) ReadTxns(maxBytes int64, trusted uint32) ([]Txn, error) {
 	var txns []Txn
 	cur := Txn{Pages: make(map[uint32]int64), Start: f.offset}
 	start, off, s1, s2 := f.offset, f.offset, f.s1, f.s2
+	end := int64(-1) // read limit, if exact
+	if exact {
+		end = WALHeaderSize + int64(trusted)*frameSize
+	}
 	be := f.hdr.BigEndian()
 	for {
-		n, err := f.f.ReadAt(f.buf, off)
+		buf := f.buf
+		if end >= 0 {
+			if off >= end {
+				break
+			}
+			buf = buf[:min(int64(len(buf)), end-off)]
+		}
+		n, err := f.f.ReadAt(buf, off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return txns, fmt.Errorf("read wal frames at %d: %w", off, err)
 		}
@@ -230,7 +243,7 @@ func (f *Follower) ReadTxns(maxBytes int64, trusted uint32) ([]Txn, error) {
 				}
 			}
 		}
-		if !valid || n < len(f.buf) {
+		if !valid || n < len(buf) {
 			break
 		}
 	}

@@ -8,6 +8,8 @@ import (
 // Events mirrors the C shim's per-database counters.
 type Events struct {
 	Announced       uint64        // commits announced at WAL_WRITE unlock
+	Acked           uint64        // announced commits acknowledged as captured (by Ack, or by the shim for frames Ack already covered)
+	Checkpoints     uint64        // checkpoints started
 	Restarts        uint64        // WAL restarts, truncates and deletes let through
 	GateTimeouts    uint64        // gates that stopped waiting for the replicator
 	NonWALWrites    uint64        // main-db writes while no WAL was open
@@ -39,10 +41,11 @@ type Host interface {
 	// Wait blocks until the event version differs from seen, an app thread
 	// waits at a gate, the process exits or timeout passes (<0: never).
 	Wait(seen uint64, timeout time.Duration) (uint64, Events)
-	// WaitGate blocks until an app thread waits at a gate, the process
-	// exits or timeout passes, and returns the counters then.
+	// WaitGate blocks until an app thread waits at a gate, a checkpoint
+	// starts (a WAL reset may follow), Poke is called, the process exits
+	// or timeout passes, and returns the counters then.
 	WaitGate(timeout time.Duration) Events
-	// Poke makes a pending Wait return.
+	// Poke makes a pending Wait or WaitGate return.
 	Poke()
 	// WALIndex reads mxFrame and the salts from SQLite's live wal-index
 	// header; ok is false if it is not mapped or not stable.

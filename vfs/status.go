@@ -77,10 +77,19 @@ func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
 		return 0, fmt.Errorf("%w: %s", ErrNotReplicating, db.Status().Reason)
 	}
 	target := db.host.Events().Announced
+	poked := false
 	for {
+		// The shim acknowledges commits whose frames a step already read
+		// without waking the capture loop; those count as captured unless
+		// a step failed since (a snapshot is pending). Events first: see
+		// the end of step.
+		acked := db.host.Events().Acked
 		db.mu.Lock()
-		captured, reason, ch := db.captured, db.reason, db.changed
+		captured, reason, ch, pending := db.captured, db.reason, db.changed, db.pending
 		db.mu.Unlock()
+		if !pending && acked > captured {
+			captured = acked
+		}
 		if reason == reasonEmpty {
 			return 0, nil // nothing committed yet
 		}
@@ -89,6 +98,10 @@ func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
 		}
 		if captured >= target {
 			break
+		}
+		if !poked {
+			db.host.Poke() // end a coalescing pause: someone waits
+			poked = true
 		}
 		select {
 		case <-ctx.Done():

@@ -127,7 +127,7 @@ func TestFollower(t *testing.T) {
 			t.Fatalf("CheckHeader() st=%v err=%v", st, err)
 		}
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(1<<20, 0)
+		txns, err := f.ReadTxns(1<<20, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestFollower(t *testing.T) {
 		// Completing the open transaction makes it visible, and only it.
 		w.frame(4, 4, 'f')
 		w.write(t, path)
-		txns, err = f.ReadTxns(1<<20, 0)
+		txns, err = f.ReadTxns(1<<20, 0, false)
 		if err != nil || len(txns) != 1 || len(txns[0].Pages) != 2 || txns[0].Commit != 4 {
 			t.Fatalf("txns=%+v err=%v", txns, err)
 		}
@@ -173,7 +173,7 @@ func TestFollower(t *testing.T) {
 		defer f.Close()
 		hdr, _, _ := f.CheckHeader()
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(1<<20, 0)
+		txns, err := f.ReadTxns(1<<20, 0, false)
 		if err != nil || len(txns) != 1 {
 			t.Fatalf("len(txns)=%d err=%v, want 1", len(txns), err)
 		}
@@ -196,7 +196,7 @@ func TestFollower(t *testing.T) {
 		defer f.Close()
 		hdr, _, _ := f.CheckHeader()
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(1<<20, 0)
+		txns, err := f.ReadTxns(1<<20, 0, false)
 		if err != nil || len(txns) != 1 {
 			t.Fatalf("len(txns)=%d err=%v, want 1 (old frames have other salts)", len(txns), err)
 		}
@@ -242,11 +242,11 @@ func TestFollower(t *testing.T) {
 		defer f.Close()
 		hdr, _, _ := f.CheckHeader()
 		f.Follow(hdr)
-		txns, err := f.ReadTxns(4096, 0) // far smaller than the transaction
+		txns, err := f.ReadTxns(4096, 0, false) // far smaller than the transaction
 		if err != nil || len(txns) != 1 || len(txns[0].Pages) != 300 {
 			t.Fatalf("txns=%d err=%v, want one whole transaction", len(txns), err)
 		}
-		txns, err = f.ReadTxns(4096, 0)
+		txns, err = f.ReadTxns(4096, 0, false)
 		if err != nil || len(txns) != 1 {
 			t.Fatalf("second read: txns=%d err=%v", len(txns), err)
 		}
@@ -272,7 +272,7 @@ func TestFollowerRealWAL(t *testing.T) {
 		t.Fatalf("st=%v err=%v", st, err)
 	}
 	f.Follow(hdr)
-	txns, err := f.ReadTxns(1<<30, 0)
+	txns, err := f.ReadTxns(1<<30, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func FuzzFollower(f *testing.F) {
 			return
 		}
 		fol.Follow(hdr)
-		txns, err := fol.ReadTxns(1<<20, 0)
+		txns, err := fol.ReadTxns(1<<20, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,11 +358,17 @@ func TestFollowerTrustsWALIndex(t *testing.T) {
 	tests := []struct {
 		name     string
 		trusted  uint32
+		exact    bool // the wal-index is live: read nothing past trusted
 		wantTxns int
 	}{
-		{"ChecksumsOnly", 0, 8},
-		{"TrustedUpToMxFrame", 115, 9},
-		{"TrustedPartWay", 103, 8},
+		{"ChecksumsOnly", 0, false, 8},
+		{"TrustedUpToMxFrame", 115, false, 9},
+		{"TrustedPartWay", 103, false, 8},
+		{"ExactUpToMxFrame", 115, true, 9},
+		// The chain holds past frame 50, but the live index says frame 50
+		// is the last committed one: nothing past it is read.
+		{"ExactPartWay", 50, true, -1},
+		{"ExactNothing", 0, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,9 +379,16 @@ func TestFollowerTrustsWALIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Follow(hdr)
-			txns, err := f.ReadTxns(1<<30, tt.trusted)
+			txns, err := f.ReadTxns(1<<30, tt.trusted, tt.exact)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.wantTxns < 0 {
+				// Every transaction returned ends by the trusted frame.
+				if len(txns) == 0 || len(txns) >= 8 || f.Offset() > WALHeaderSize+int64(tt.trusted)*hdr.FrameSize() {
+					t.Fatalf("len(txns)=%d offset=%d, want txns ending by frame %d", len(txns), f.Offset(), tt.trusted)
+				}
+				return
 			}
 			if got := len(txns); got != tt.wantTxns {
 				t.Fatalf("len(txns)=%d, want %d", got, tt.wantTxns)
