@@ -1,32 +1,71 @@
 package replicator
 
 import (
+	"context"
 	"testing"
 	"time"
 )
 
-func TestPace(t *testing.T) {
+func TestGapFor(t *testing.T) {
 	ms := time.Millisecond
 	tests := []struct {
 		name  string
-		gap   time.Duration
 		txns  int64
 		since time.Duration
+		cost  time.Duration
 		want  time.Duration
 	}{
-		{"FirstCycle", 0, 100, 0, 0},
-		{"LightLoad", 0, 1, 10 * ms, 0},                      // 100 txn/s
-		{"AtThreshold", 0, 5, 10 * ms, 0},                    // 500 txn/s
-		{"AboveThresholdStarts", 0, 6, 10 * ms, minCycleGap}, // 600 txn/s
-		{"Doubles", 10 * ms, 100, 20 * ms, 20 * ms},
-		{"Capped", 80 * ms, 1000, 100 * ms, maxCycleGap},
-		{"LoadEndsResets", maxCycleGap, 1, 100 * ms, 0},
+		{"FirstOperation", 100, 0, ms, 0},
+		{"LightLoad", 1, 10 * ms, ms, 0},   // 100 txn/s
+		{"AtThreshold", 5, 10 * ms, ms, 0}, // 500 txn/s
+		{"AboveThreshold", 6, 10 * ms, ms, dutyFactor * ms},
+		{"CheapOperation", 1000, 100 * ms, time.Microsecond, minGap},
+		{"CostlyOperation", 1000, 100 * ms, 20 * ms, maxGap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := pace(tt.gap, tt.txns, tt.since); got != tt.want {
-				t.Fatalf("pace(%v, %d, %v)=%v, want %v", tt.gap, tt.txns, tt.since, got, tt.want)
+			if got := gapFor(tt.txns, tt.since, tt.cost); got != tt.want {
+				t.Fatalf("gapFor(%d, %v, %v)=%v, want %v", tt.txns, tt.since, tt.cost, got, tt.want)
 			}
 		})
 	}
+}
+
+func TestPacerWait(t *testing.T) {
+	t.Run("NoGap", func(t *testing.T) {
+		var p pacer
+		p.done(time.Now(), 1, time.Millisecond)
+		if !p.wait(context.Background(), nil) {
+			t.Fatal("wait=false")
+		}
+	})
+	t.Run("UrgeCutsGap", func(t *testing.T) {
+		p := pacer{last: time.Now(), gap: time.Hour}
+		urge := make(chan struct{}, 1)
+		urge <- struct{}{}
+		if !p.wait(context.Background(), urge) {
+			t.Fatal("wait=false")
+		}
+	})
+	t.Run("CancelEndsGap", func(t *testing.T) {
+		p := pacer{last: time.Now(), gap: time.Hour}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if p.wait(ctx, nil) {
+			t.Fatal("wait=true after cancel")
+		}
+	})
+	t.Run("LoadSetsGap", func(t *testing.T) {
+		var p pacer
+		t0 := time.Now()
+		p.done(t0, 1, time.Millisecond)
+		p.done(t0.Add(10*time.Millisecond), 100, time.Millisecond) // 10,000 txn/s
+		if p.gap != dutyFactor*time.Millisecond {
+			t.Fatalf("gap=%v, want %v", p.gap, dutyFactor*time.Millisecond)
+		}
+		p.done(t0.Add(time.Second), 1, time.Millisecond) // quiet again
+		if p.gap != 0 {
+			t.Fatalf("gap=%v after a quiet spell, want 0", p.gap)
+		}
+	})
 }

@@ -85,7 +85,8 @@ type Replicator struct {
 
 	wake       chan struct{} // uploader
 	commitWake chan struct{} // committer
-	urge       chan struct{} // a caller waits for the replica: do not pace
+	urge       chan struct{} // a caller waits for the replica: do not pace (committer)
+	uploadUrge chan struct{} // the same, for the uploader
 	broken     atomic.Bool   // a captured file was lost: the chain needs a snapshot
 	onBroken   func()
 	cancel     context.CancelFunc
@@ -118,6 +119,7 @@ func New(client replica.Client, opts Options) *Replicator {
 		wake:       make(chan struct{}, 1),
 		commitWake: make(chan struct{}, 1),
 		urge:       make(chan struct{}, 1),
+		uploadUrge: make(chan struct{}, 1),
 		onBroken:   opts.OnBroken,
 	}
 }
@@ -279,7 +281,9 @@ func scan(pageSize, commit uint32, read PageReader) (*pageChecksums, error) {
 // runs after the last page is read; its error is returned.
 func (r *Replicator) Reconcile(pageSize, commit uint32, read PageReader, verify func() error) (bool, error) {
 	pos := r.Pos()
-	if pos.TXID == 0 || commit == 0 {
+	if pos.TXID == 0 || commit == 0 || r.broken.Load() {
+		// A broken chain (files dropped from the spool) cannot be resumed
+		// even where the state matches: the replica lacks what was dropped.
 		return false, nil
 	}
 	c, err := scan(pageSize, commit, read)
@@ -459,69 +463,46 @@ func poke(ch chan struct{}) {
 	}
 }
 
-// Pacing of commit cycles (spool fdatasync, then upload); see pace.
-const (
-	// lightLoad is the transaction rate (per second) up to which every
-	// captured file is made durable and shipped at once.
-	lightLoad   = 500
-	minCycleGap = 5 * time.Millisecond
-	maxCycleGap = 100 * time.Millisecond
-)
-
-// pace returns the pause before the next commit cycle. Each cycle costs a
-// few fsyncs whatever it carries, and on a busy disk they delay the
-// application's own; so while transactions arrive faster than lightLoad,
-// the pause doubles up to maxCycleGap and each cycle carries more. Below
-// it there is no pause, so light traffic reaches the replica in
-// milliseconds. Urge (a litestream_sync waiting) cuts a pause short.
-func pace(gap time.Duration, txns int64, since time.Duration) time.Duration {
-	if since <= 0 || float64(txns) <= lightLoad*since.Seconds() {
-		return 0
-	}
-	return min(max(2*gap, minCycleGap), maxCycleGap)
+// Urge makes paced work start now: a caller waits for the replica.
+func (r *Replicator) Urge() {
+	poke(r.urge)
+	poke(r.uploadUrge)
 }
 
-// Urge makes a paced commit cycle start now: a caller waits for the
-// replica.
-func (r *Replicator) Urge() { poke(r.urge) }
+// txnCount returns how many transactions entries cover, a snapshot
+// counting as one.
+func txnCount(entries []*spoolEntry) int64 {
+	var n int64
+	for _, e := range entries {
+		if e.MinTXID == 1 {
+			n++
+		} else {
+			n += int64(e.MaxTXID - e.MinTXID + 1)
+		}
+	}
+	return n
+}
 
 // commitLoop makes captured files durable in order, one fdatasync per
 // batch. If that fails, the files after the last durable one are dropped
 // until a snapshot restarts the chain, so the spool never has a gap.
 func (r *Replicator) commitLoop(ctx context.Context) {
 	var failed error
-	var gap time.Duration
-	var lastStart time.Time
+	var p pacer
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.commitWake:
 		}
-		if wait := time.Until(lastStart.Add(gap)); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			case <-r.urge:
-				t.Stop()
-			}
+		if !p.wait(ctx, r.urge) {
+			return
 		}
 		start := time.Now()
 		r.mu.Lock()
 		batch := r.queue
 		r.queue = nil
 		r.mu.Unlock()
-		var txns int64
-		for _, e := range batch {
-			txns += int64(e.MaxTXID - e.MinTXID + 1)
-		}
-		if !lastStart.IsZero() {
-			gap = pace(gap, txns, start.Sub(lastStart))
-		}
-		lastStart = start
 
 		var keep []*spoolEntry
 		for _, e := range batch {
@@ -539,6 +520,7 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 			}
 			keep = nil
 		}
+		p.done(start, txnCount(batch), time.Since(start))
 		r.mu.Lock()
 		for _, e := range keep {
 			r.pending = append(r.pending, e)
@@ -657,6 +639,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 	backoff := r.opts.RetryMin
 	var lastPut time.Time
 	var interval time.Duration
+	var p pacer
 	if r.opts.MaxPutsPerSecond > 0 {
 		interval = time.Duration(float64(time.Second) / r.opts.MaxPutsPerSecond)
 	}
@@ -670,6 +653,8 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			continue
 		}
 		// Keep to the PUT rate; what queues meanwhile joins this upload.
+		// Without a cap (a local directory), uploads are paced by their
+		// cost under sustained load instead (see pacer).
 		if wait := time.Until(lastPut.Add(interval)); wait > 0 {
 			select {
 			case <-ctx.Done():
@@ -677,12 +662,17 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
+		if interval == 0 && !p.wait(ctx, r.uploadUrge) {
+			return
+		}
 		batch := r.nextBatch()
 		if batch == nil {
 			continue // dropped by a spool overflow meanwhile
 		}
 		lastPut = time.Now()
-		if err := r.upload(ctx, batch); err != nil {
+		err := r.upload(ctx, batch)
+		p.done(lastPut, txnCount(batch), time.Since(lastPut))
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}

@@ -555,6 +555,11 @@ func TestReplicatorSpoolOverflow(t *testing.T) {
 	if _, err := r.Append(1, 512, m.commit(), []uint32{1}, m.read, nil, time.Now()); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("Append after overflow: %v, want ErrNotInitialized until a snapshot", err)
 	}
+	// The state still matches the local position, but what led there was
+	// dropped: resuming would leave the replica without it for good.
+	if ok, err := r.Reconcile(512, m.commit(), m.read, nil); err != nil || ok {
+		t.Fatalf("Reconcile after overflow = %v, %v; want false (a snapshot is owed)", ok, err)
+	}
 
 	// The owner answers with a snapshot; once the replica is back it ships.
 	txid, err = r.Snapshot(512, m.commit(), m.read, nil, time.Now())

@@ -49,9 +49,27 @@ const reasonEmpty = "empty database, not in WAL mode yet"
 // maxBatchBytes bounds the WAL frames read into one LTX file.
 const maxBatchBytes = 64 << 20
 
-// stepInterval is the least time between the starts of two capture steps
-// that found transactions (see loop).
-const stepInterval = 5 * time.Millisecond
+// The least time between the starts of two capture steps that found
+// transactions (see loop and stepPace).
+const (
+	minStepInterval = 5 * time.Millisecond
+	maxStepInterval = 50 * time.Millisecond
+	// stepLightLoad is the transaction rate (per second) up to which
+	// steps stay minStepInterval apart.
+	stepLightLoad = 500
+)
+
+// stepPace returns the interval before the next capture step, given the
+// last one and the transactions the step that just ran found since the
+// step before it: while they arrive faster than stepLightLoad the
+// interval doubles up to maxStepInterval (spool cycles are paced further
+// apart than that under load anyway); otherwise it is minStepInterval.
+func stepPace(interval time.Duration, txns int, since time.Duration) time.Duration {
+	if since <= 0 || float64(txns) <= stepLightLoad*since.Seconds() {
+		return minStepInterval
+	}
+	return min(2*interval, maxStepInterval)
+}
 
 // Config describes one database.
 type Config struct {
@@ -217,6 +235,8 @@ func (db *DB) loop(ctx context.Context) {
 	var ver uint64
 	ev := db.host.Events()
 	retry := time.Duration(-1)
+	interval := minStepInterval
+	var lastStep time.Time
 	for {
 		db.batched = 0
 		t0 := time.Now()
@@ -241,14 +261,16 @@ func (db *DB) loop(ctx context.Context) {
 		if ctx.Err() != nil || ev.Shutdown {
 			return
 		}
-		// Steps that captured something start at least stepInterval apart:
+		// Steps that captured something start at least interval apart:
 		// under load each covers many commits, so the capture's fixed cost
-		// (and the spool records, fsyncs and uploads after it) does not
-		// grow with the commit rate. A commit after a quiet spell is taken
-		// at once. A checkpoint or an app thread waiting at a gate (a WAL
-		// reset) ends the pause early, so resets do not wait for it.
+		// (and the spool records after it) does not grow with the commit
+		// rate. A commit after a quiet spell is taken at once. A
+		// checkpoint, an app thread waiting at a gate (a WAL reset) or a
+		// litestream_sync ends the pause early.
 		if db.batched > 0 {
-			if wait := stepInterval - time.Since(t0); wait > 0 {
+			interval = stepPace(interval, db.batched, t0.Sub(lastStep))
+			lastStep = t0
+			if wait := interval - time.Since(t0); wait > 0 {
 				db.host.WaitGate(wait)
 			}
 		}
