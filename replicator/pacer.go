@@ -18,7 +18,7 @@ const (
 	// times what the operation took (about 1% of the time in it).
 	dutyFactor = 100
 	minGap     = 5 * time.Millisecond
-	maxGap     = 500 * time.Millisecond
+	maxGap     = 250 * time.Millisecond
 )
 
 // pacer spaces one kind of operation. Not safe for concurrent use.

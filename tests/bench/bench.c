@@ -78,6 +78,49 @@ static void *syncLoop(void *arg) {
   return 0;
 }
 
+/* poller samples litestream_status() on its own connection every 5 ms
+** while the timed inserts run (BENCH_POLL_LAG): from the samples, the lag
+** of the newest commit at each sample is the time until replicated_txid
+** reached that sample's local_txid. Nobody waits in litestream_sync, so
+** this is the replica's lag under a saturating writer. */
+enum { POLL_MAX = 100000 };
+struct poller {
+  const char *path;
+  int stop;
+  int n;
+  double t[POLL_MAX];
+  long long local[POLL_MAX], repl[POLL_MAX];
+};
+
+static void *pollLoop(void *arg) {
+  struct poller *pl = (struct poller *)arg;
+  sqlite3 *db = 0;
+  sqlite3_stmt *st = 0;
+  if (sqlite3_open_v2(pl->path, &db, SQLITE_OPEN_READWRITE, "litestream") != SQLITE_OK ||
+      sqlite3_prepare_v2(db,
+                         "SELECT json_extract(s, '$.local_txid'), json_extract(s, '$.replicated_txid') "
+                         "FROM (SELECT litestream_status() AS s)",
+                         -1, &st, 0) != SQLITE_OK) {
+    fprintf(stderr, "bench: poller: %s\n", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return 0;
+  }
+  while (!__atomic_load_n(&pl->stop, __ATOMIC_SEQ_CST) && pl->n < POLL_MAX) {
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      pl->t[pl->n] = now();
+      pl->local[pl->n] = sqlite3_column_int64(st, 0);
+      pl->repl[pl->n] = sqlite3_column_int64(st, 1);
+      pl->n++;
+    }
+    sqlite3_reset(st);
+    nanosleep(&ts, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return 0;
+}
+
 /* statusUploads reads "uploads" from litestream_status(). */
 static long statusUploads(sqlite3 *db) {
   sqlite3_stmt *st = 0;
@@ -140,6 +183,14 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     cpu0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   }
+  static struct poller pl;
+  pthread_t pollTh;
+  int polling = ext_mode && getenv("BENCH_POLL_LAG") != 0;
+  if (polling) {
+    memset(&pl, 0, sizeof(pl));
+    pl.path = path;
+    if (pthread_create(&pollTh, 0, pollLoop, &pl) != 0) return 1;
+  }
   t0 = now();
   for (i = 0; i < n; i++) {
     sqlite3_bind_text(ins, 1, "a row of text about this long", -1, SQLITE_STATIC);
@@ -155,6 +206,31 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru);
   printf("mode=%s sync=%s n=%d elapsed=%.4f thread_cpu=%.4f tps=%.0f maxrss_kb=%ld",
          mode, sync, n, elapsed, cpu, n / elapsed, ru.ru_maxrss);
+  if (polling) {
+    /* Keep sampling until the replica has caught up (at most 10 s). */
+    double until = now() + 10;
+    static double lags[POLL_MAX];
+    int nl = 0, j = 0, k;
+    while (now() < until && (pl.n == 0 || pl.repl[pl.n - 1] < pl.local[pl.n - 1] ||
+                             pl.local[pl.n - 1] < n)) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, 0);
+    }
+    __atomic_store_n(&pl.stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(pollTh, 0);
+    for (k = 0; k < pl.n; k++) {
+      if (pl.t[k] > t0 + elapsed) break; /* only commits of the timed part */
+      while (j < pl.n && pl.repl[j] < pl.local[k]) j++;
+      if (j == pl.n) break;
+      lags[nl++] = (pl.t[j] - pl.t[k]) * 1000.0;
+      if (j < k) j = k;
+    }
+    qsort(lags, (size_t)nl, sizeof(double), cmpd);
+    if (nl > 0) {
+      printf(" load_lag_p50_ms=%.1f load_lag_p99_ms=%.1f load_lag_max_ms=%.1f load_lag_samples=%d",
+             lags[nl / 2], lags[nl * 99 / 100], lags[nl - 1], nl);
+    }
+  }
 
   if (ext_mode && !getenv("BENCH_NOLAG")) {
     enum { LAG_N = 200 };
