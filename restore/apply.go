@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 
@@ -14,22 +15,44 @@ import (
 // ctxCheckPages is how many pages are applied between context checks.
 const ctxCheckPages = 256
 
-// applier applies LTX files, in chain order, to a database file.
+// applier builds the database from the files of a plan, applied newest
+// first: a page is written from the newest file that holds it and is still
+// part of the database after every later file (SQLite may shrink and grow
+// the database again), so every page is written once, and pages no file
+// supplies read as zeros. The checksum of every written page is kept, so
+// the database checksum needs no second pass over the result. Each file's
+// pre-apply checksum is checked against the post-apply checksum of the
+// file before it in the chain as soon as both are known.
 type applier struct {
 	f        *os.File
-	pageSize uint32 // bytes; set by the first file
-	commit   uint32 // pages; database size after the last applied file
-	buf      []byte // one page
-	bytes    int64  // LTX bytes read
+	pageSize uint32 // bytes; from the newest file
+	commit   uint32 // pages; the database size after the newest file
+	bound    uint32 // least Commit of the files applied so far
+	written  []uint64
+	sums     bool         // the newest file has a post-apply checksum to check the result against
+	chksum   ltx.Checksum // XOR of the checksums (without the flag) of pages written, as far as not summed by w
+	bytes    int64        // LTX bytes read
+	w        *pageWriter  // nil until the newest file's header is read
 
-	prevName       string       // replica path of the last applied file
-	prevPost       ltx.Checksum // its post-apply checksum
-	prevNoChecksum bool         // it carried HeaderFlagNoChecksum
-	unverified     bool         // some pre-apply checksum could not be checked
+	newest     string       // replica path of the newest file
+	newestPost ltx.Checksum // its post-apply checksum
+	next       fileEnds     // the file applied last (the one after this one in the chain)
+	applied    int
+	snapshot   bool  // the file applied last is a snapshot
+	unverified bool  // some pre-apply checksum could not be checked
+	chainErr   error // the oldest break in the checksum chain found so far
+}
+
+// fileEnds is what an applied file leaves for checking its neighbour.
+type fileEnds struct {
+	name       string
+	minTXID    ltx.TXID
+	pre        ltx.Checksum
+	noChecksum bool
 }
 
 func newApplier(f *os.File) *applier {
-	return &applier{f: f}
+	return &applier{f: f, bound: ^uint32(0)}
 }
 
 // applyFile applies the LTX file at path, the download of info; see apply.
@@ -42,13 +65,12 @@ func (a *applier) applyFile(ctx context.Context, path string, info *ltx.FileInfo
 	return a.apply(ctx, f, info, name)
 }
 
-// apply streams the file info, named name, from r into the database: each
-// page is written at (pgno-1)*PageSize, then the file is truncated to
-// Commit pages. The first file must be a snapshot. The file checksum is
-// verified (by the decoder) before the database is resized.
+// apply streams the file info, named name, from r: files come newest
+// first, the last one a snapshot. The file checksum is verified (by the
+// decoder) once the file has been read.
 func (a *applier) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo, name string) error {
 	cr := &countingReader{r: r}
-	dec := ltx.NewDecoder(newFrameGuard(bufio.NewReaderSize(cr, 64<<10)))
+	dec := ltx.NewDecoder(newFrameGuard(bufio.NewReaderSize(cr, 256<<10)))
 	dec.SetRetainPageIndex(false)
 	defer func() { a.bytes += cr.n }()
 
@@ -59,8 +81,17 @@ func (a *applier) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo, na
 	if err := a.checkHeader(hdr, info, name); err != nil {
 		return err
 	}
+	a.bound = min(a.bound, hdr.Commit)
 
 	lockPgno := ltx.LockPgno(hdr.PageSize)
+	buf := make([]byte, hdr.PageSize)
+	h := ltx.NewHasher()
+	// A snapshot with checksums has its pages' checksums computed and
+	// checked against its post-apply checksum by the decoder; the pages
+	// written then sum to that minus the pages skipped, which are few, so
+	// only those are summed here.
+	fromTrailer := hdr.IsSnapshot() && !hdr.NoChecksum()
+	var skipped ltx.Checksum
 	var ph ltx.PageHeader
 	var n uint32          // pages decoded
 	nextPgno := uint32(1) // snapshots: the page expected next
@@ -70,7 +101,7 @@ func (a *applier) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo, na
 				return err
 			}
 		}
-		if err := dec.DecodePage(&ph, a.buf); err == io.EOF {
+		if err := dec.DecodePage(&ph, buf); err == io.EOF {
 			break
 		} else if err != nil {
 			return fmt.Errorf("%w: %s: decode page %d: %w", ErrInvalidFile, name, n+1, err)
@@ -86,10 +117,18 @@ func (a *applier) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo, na
 		if nextPgno = ph.Pgno + 1; nextPgno == lockPgno {
 			nextPgno++
 		}
-		if _, err := a.f.WriteAt(a.buf, int64(ph.Pgno-1)*int64(a.pageSize)); err != nil {
-			return fmt.Errorf("write page %d of %s: %w", ph.Pgno, name, err)
-		}
 		n++
+		if ph.Pgno > a.bound || a.isWritten(ph.Pgno) {
+			// A later file has it, or it was cut off after this file.
+			if fromTrailer {
+				skipped ^= pageSum(h, ph.Pgno, buf)
+			}
+			continue
+		}
+		if err := a.w.add(ph.Pgno, buf, !fromTrailer); err != nil {
+			return fmt.Errorf("write restored database: %w", err)
+		}
+		a.markWritten(ph.Pgno)
 	}
 	if hdr.IsSnapshot() {
 		want := hdr.Commit
@@ -106,89 +145,116 @@ func (a *applier) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo, na
 	} else if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalidFile, name, err)
 	}
-
-	if err := a.resize(hdr.Commit); err != nil {
-		return fmt.Errorf("resize to %s: %w", name, err)
+	post := dec.Trailer().PostApplyChecksum
+	if fromTrailer {
+		a.chksum ^= post&^ltx.ChecksumFlag ^ skipped
 	}
-	a.prevName = name
-	a.prevPost = dec.Trailer().PostApplyChecksum
-	a.prevNoChecksum = hdr.NoChecksum()
+	if a.applied == 0 {
+		a.newest, a.newestPost = name, post
+	} else if err := a.checkChain(name, hdr, post); err != nil {
+		return err
+	}
+	a.next = fileEnds{name: name, minTXID: hdr.MinTXID, pre: hdr.PreApplyChecksum, noChecksum: hdr.NoChecksum()}
+	a.snapshot = hdr.IsSnapshot()
+	a.applied++
 	return nil
 }
 
-// checkHeader checks hdr against the file's name and the chain so far.
+// checkHeader checks hdr against the file's name and the newer files.
 func (a *applier) checkHeader(hdr ltx.Header, info *ltx.FileInfo, name string) error {
 	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID {
 		return fmt.Errorf("%w: %s: header covers txids %s-%s", ErrInvalidFile, name, hdr.MinTXID, hdr.MaxTXID)
 	}
-	if a.buf == nil {
-		if !hdr.IsSnapshot() {
-			return fmt.Errorf("%w: %s: first file is not a snapshot", ErrInvalidFile, name)
-		}
-		a.pageSize = hdr.PageSize
-		a.buf = make([]byte, hdr.PageSize)
+	if a.applied == 0 {
+		a.pageSize, a.commit = hdr.PageSize, hdr.Commit
+		a.written = make([]uint64, (uint64(hdr.Commit)+64)/64)
+		a.sums = !hdr.NoChecksum()
+		a.w = newPageWriter(a.f, hdr.PageSize)
 		return nil
 	}
-	if hdr.PageSize != a.pageSize {
-		return fmt.Errorf("%w: %s: txid %s: page size %d, previous files (last %s) have %d; is it from another database?",
-			ErrInvalidFile, name, hdr.MinTXID, hdr.PageSize, a.prevName, a.pageSize)
+	if a.snapshot {
+		return fmt.Errorf("%w: %s: files older than snapshot %s in the chain", ErrInvalidFile, name, a.next.name)
 	}
-	if hdr.NoChecksum() || a.prevNoChecksum {
+	if hdr.PageSize != a.pageSize {
+		// Named as the chain runs: the newer file does not continue this one.
+		return fmt.Errorf("%w: %s: txid %s: page size %d, previous files (last %s) have %d; is it from another database?",
+			ErrInvalidFile, a.next.name, a.next.minTXID, a.pageSize, name, hdr.PageSize)
+	}
+	return nil
+}
+
+// checkChain checks the newer neighbour's pre-apply checksum against the
+// post-apply checksum post of the file just applied (name, hdr). A break
+// does not stop the restore at once: the files go on being read, so that
+// finish names the oldest break, the file where the chain first goes
+// wrong, as a restore in chain order would.
+func (a *applier) checkChain(name string, hdr ltx.Header, post ltx.Checksum) error {
+	if hdr.NoChecksum() || a.next.noChecksum {
 		a.unverified = true
 		return nil
 	}
-	if hdr.PreApplyChecksum != a.prevPost {
-		return fmt.Errorf("%w: %s: txid %s: pre-apply checksum %s does not match post-apply checksum %s of %s (txid %s); is it from another database?",
-			ErrChecksumMismatch, name, hdr.MinTXID, hdr.PreApplyChecksum, a.prevPost, a.prevName, hdr.MinTXID-1)
+	if a.next.pre != post {
+		a.chainErr = fmt.Errorf("%w: %s: txid %s: pre-apply checksum %s does not match post-apply checksum %s of %s (txid %s); is it from another database?",
+			ErrChecksumMismatch, a.next.name, a.next.minTXID, a.next.pre, post, name, a.next.minTXID-1)
 	}
 	return nil
 }
 
-// resize truncates or extends the database to commit pages. If the
-// database reaches the lock page, that page is written as zeros: LTX files
-// never carry it and SQLite never stores data in it.
-func (a *applier) resize(commit uint32) error {
-	if err := a.f.Truncate(int64(commit) * int64(a.pageSize)); err != nil {
-		return err
+// finish completes the database once every file is applied: the oldest
+// must be a snapshot; the file is cut to the newest file's size (pages no
+// file supplied, the lock page among them, read as zeros); and it returns
+// the database checksum, with verified false if the newest file carries no
+// post-apply checksum to compare it with.
+func (a *applier) finish(ctx context.Context) (_ ltx.Checksum, verified bool, err error) {
+	if a.chainErr != nil {
+		return 0, false, a.chainErr
 	}
-	a.commit = commit
-	if lockPgno := ltx.LockPgno(a.pageSize); commit >= lockPgno {
-		clear(a.buf)
-		if _, err := a.f.WriteAt(a.buf, int64(lockPgno-1)*int64(a.pageSize)); err != nil {
-			return fmt.Errorf("zero lock page: %w", err)
-		}
+	if a.applied == 0 || !a.snapshot {
+		return 0, false, fmt.Errorf("%w: %s: first file is not a snapshot", ErrInvalidFile, a.next.name)
 	}
-	return nil
-}
-
-// checksum computes the rolling checksum of the database file, streaming,
-// and checks that its size is commit pages.
-func (a *applier) checksum(ctx context.Context) (ltx.Checksum, error) {
-	fi, err := a.f.Stat()
+	written, err := a.w.close()
 	if err != nil {
-		return 0, fmt.Errorf("stat restored database: %w", err)
+		return 0, false, fmt.Errorf("write restored database: %w", err)
 	}
-	if got, want := fi.Size(), int64(a.commit)*int64(a.pageSize); got != want {
-		return 0, fmt.Errorf("restored database is %d bytes, want %d", got, want)
+	if err := a.f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
+		return 0, false, fmt.Errorf("resize restored database: %w", err)
 	}
-	br := bufio.NewReaderSize(io.NewSectionReader(a.f, 0, fi.Size()), 1<<20)
 	lockPgno := ltx.LockPgno(a.pageSize)
+	zero := make([]byte, a.pageSize)
 	h := ltx.NewHasher()
-	chksum := ltx.ChecksumFlag
+	chksum := a.chksum ^ written
 	for pgno := uint32(1); pgno <= a.commit; pgno++ {
-		if pgno%ctxCheckPages == 0 {
+		if pgno%(64*ctxCheckPages) == 0 {
 			if err := ctx.Err(); err != nil {
-				return 0, err
+				return 0, false, err
 			}
 		}
-		if _, err := io.ReadFull(br, a.buf); err != nil {
-			return 0, fmt.Errorf("read page %d of restored database: %w", pgno, err)
-		}
-		if pgno != lockPgno {
-			chksum = ltx.ChecksumFlag | (chksum ^ ltx.ChecksumPageWithHasher(h, pgno, a.buf))
+		if pgno != lockPgno && !a.isWritten(pgno) {
+			chksum ^= pageSum(h, pgno, zero)
 		}
 	}
-	return chksum, nil
+	return ltx.ChecksumFlag | chksum, a.sums, nil
+}
+
+// pageSum returns the checksum of one page without ltx.ChecksumFlag, so
+// that sums XOR together; the database checksum is ChecksumFlag | the XOR.
+func pageSum(h hash.Hash64, pgno uint32, data []byte) ltx.Checksum {
+	return ltx.ChecksumPageWithHasher(h, pgno, data) &^ ltx.ChecksumFlag
+}
+
+// close ends the applier's background work; safe to call more than once.
+func (a *applier) close() {
+	if a.w != nil {
+		_, _ = a.w.close()
+	}
+}
+
+func (a *applier) isWritten(pgno uint32) bool {
+	return a.written[pgno/64]&(1<<(pgno%64)) != 0
+}
+
+func (a *applier) markWritten(pgno uint32) {
+	a.written[pgno/64] |= 1 << (pgno % 64)
 }
 
 // countingReader counts the bytes read through it.

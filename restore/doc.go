@@ -4,11 +4,13 @@
 // Plan picks the files: the newest snapshot (a file with MinTXID 1, at any
 // level) at or before the target TXID, then a contiguous chain of files
 // (each MinTXID is the previous MaxTXID+1) from any level up to the target.
-// Restore downloads those files, several at once (Options.Parallelism),
-// into temporary files next to the output and applies them strictly in
-// order, page by page, to a temporary database file beside them, checks every checksum LTX carries (file checksums, each
-// file's pre-apply checksum against the previous post-apply checksum, and
-// the rolling database checksum of the result), lets the caller verify the
+// Restore fetches those files (several at once, Options.Parallelism, into
+// temporary files next to the output; a directory replica's files are read
+// in place) and applies them newest first to a temporary database file, so
+// that every page is written once, from the newest file that holds it. It
+// checks every checksum LTX carries (file checksums, each file's pre-apply
+// checksum against the post-apply checksum of the file before it, and the
+// rolling database checksum of the result), lets the caller verify the
 // database (for example PRAGMA integrity_check), then renames it into
 // place. On any error the output path is left untouched.
 //

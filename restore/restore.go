@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
@@ -31,8 +32,9 @@ type Options struct {
 	// Logger receives progress events; nil discards them.
 	Logger *slog.Logger
 	// Parallelism is how many LTX files are downloaded at once, each into
-	// a temporary file in the output's directory; files are still applied
-	// strictly in order. 0 means DefaultParallelism; negative is an error.
+	// a temporary file in the output's directory (files of a
+	// replica.LocalFiler are read in place). 0 means DefaultParallelism;
+	// negative is an error.
 	Parallelism int
 	// Progress, if set, is called after each applied file with the files
 	// applied so far, the total, and the LTX bytes applied so far out of
@@ -119,16 +121,21 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 		}
 	}()
 
-	fetch := startFetch(ctx, client, files, filepath.Dir(out), filepath.Base(out)+".tmp-*.ltx", parallelism)
+	// Newest first: see applier.
+	newestFirst := slices.Clone(files)
+	slices.Reverse(newestFirst)
+	fetch := startFetch(ctx, client, newestFirst, filepath.Dir(out), filepath.Base(out)+".tmp-*.ltx", parallelism)
 	defer fetch.close()
 
 	a := newApplier(f)
+	defer a.close()
 	res := Result{Files: make([]string, 0, len(files))}
 	var doneBytes, totalBytes int64
 	for _, info := range files {
 		totalBytes += info.Size
+		res.Files = append(res.Files, fileName(info))
 	}
-	for i, info := range files {
+	for i, info := range newestFirst {
 		name := fileName(info)
 		path, err := fetch.wait(ctx, i)
 		if err != nil {
@@ -139,23 +146,22 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 		if err != nil {
 			return Result{}, err
 		}
-		res.Files = append(res.Files, name)
 		if doneBytes += info.Size; opts.Progress != nil {
 			opts.Progress(i+1, len(files), doneBytes, totalBytes)
 		}
 		if logger.Enabled(ctx, slog.LevelDebug) {
-			logger.Debug("applied ltx file", "file", name, "commit", a.commit)
+			logger.Debug("applied ltx file", "file", name)
 		}
 	}
 
-	chksum, err := a.checksum(ctx)
+	chksum, verified, err := a.finish(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	if !a.prevNoChecksum {
-		if chksum != a.prevPost {
+	if verified {
+		if chksum != a.newestPost {
 			return Result{}, fmt.Errorf("%w: restored database checksum %s does not match post-apply checksum %s of %s",
-				ErrChecksumMismatch, chksum, a.prevPost, a.prevName)
+				ErrChecksumMismatch, chksum, a.newestPost, a.newest)
 		}
 	} else {
 		a.unverified = true

@@ -50,6 +50,7 @@ echo
 echo "| command | seconds | MB/s (database bytes) | peak RSS MB |"
 echo "|---|---|---|---|"
 measure "cp" cp "$db" "$work/out.db"
+measure "cp, then fsync (coreutils sync FILE)" sh -c 'cp "$1" "$2" && sync "$2"' sh "$db" "$work/out.db"
 measure "ltxrestore" bin/ltxrestore -o "$work/out.db" "file://$rep"
 measure "ltxrestore -no-integrity-check" bin/ltxrestore -no-integrity-check -o "$work/out.db" "file://$rep"
 measure "litestream restore 0.5.16" env -u AWS_CA_BUNDLE "$ls_bin" restore -o "$work/out.db" "file://$rep"
