@@ -15,7 +15,7 @@ import (
 
 // litestreamBin returns the Litestream 0.5.16 CLI, installed into
 // .cache/bin on first use (a few minutes cold).
-func litestreamBin(t *testing.T) string {
+func litestreamBin(t testing.TB) string {
 	t.Helper()
 	bin, err := gotool.Binary("litestream", "github.com/benbjohnson/litestream/cmd/litestream", "v0.5.16")
 	if err != nil {
