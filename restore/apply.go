@@ -10,6 +10,8 @@ import (
 	"os"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
 )
 
 // ctxCheckPages is how many pages are applied between context checks.
@@ -63,6 +65,41 @@ func (a *applier) applyFile(ctx context.Context, path string, info *ltx.FileInfo
 	}
 	defer func() { _ = f.Close() }()
 	return a.apply(ctx, f, info, name)
+}
+
+// applyStream applies info read straight from client; see apply.
+func (a *applier) applyStream(ctx context.Context, client replica.Client, info *ltx.FileInfo, name string) (err error) {
+	rc, err := client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	defer func() { _ = rc.Close() }()
+	r := &errReader{r: &ctxReader{ctx: ctx, r: rc}}
+	err = a.apply(ctx, r, info, name)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case r.err != nil:
+		// The replica failed mid-file, not the file's content.
+		return fmt.Errorf("read %s: %w", name, r.err)
+	}
+	return err
+}
+
+// errReader remembers the first error of r other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *errReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // apply streams the file info, named name, from r: files come newest

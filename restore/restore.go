@@ -124,7 +124,15 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 	// Newest first: see applier.
 	newestFirst := slices.Clone(files)
 	slices.Reverse(newestFirst)
-	fetch := startFetch(ctx, client, newestFirst, filepath.Dir(out), filepath.Base(out)+".tmp-*.ltx", parallelism)
+	// The oldest file, the snapshot and usually nearly all the bytes, is
+	// read straight from the replica as it is applied, not downloaded to a
+	// temporary file and read again; the newer files are fetched ahead.
+	_, local := client.(replica.LocalFiler)
+	prefetch := newestFirst
+	if !local {
+		prefetch = newestFirst[:len(newestFirst)-1]
+	}
+	fetch := startFetch(ctx, client, prefetch, filepath.Dir(out), filepath.Base(out)+".tmp-*.ltx", parallelism)
 	defer fetch.close()
 
 	a := newApplier(f)
@@ -137,12 +145,16 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 	}
 	for i, info := range newestFirst {
 		name := fileName(info)
-		path, err := fetch.wait(ctx, i)
-		if err != nil {
-			return Result{}, err
+		if i == len(prefetch) {
+			err = a.applyStream(ctx, client, info, name)
+		} else {
+			path, werr := fetch.wait(ctx, i)
+			if werr != nil {
+				return Result{}, werr
+			}
+			err = a.applyFile(ctx, path, info, name)
+			fetch.release(path)
 		}
-		err = a.applyFile(ctx, path, info, name)
-		fetch.release(path)
 		if err != nil {
 			return Result{}, err
 		}
