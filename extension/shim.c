@@ -67,7 +67,7 @@ typedef struct lsFile {
 
 #define ORIGFILE(p) ((sqlite3_file *)(((lsFile *)(p)) + 1))
 
-static sqlite3_vfs *pOrigVfs = 0;
+sqlite3_vfs *pOrigVfs = 0; /* the VFS wrapped; shared with realvfs.c */
 static sqlite3_vfs lsVfs;
 static pthread_mutex_t lsGlobalMu = PTHREAD_MUTEX_INITIALIZER;
 static lsDb *lsDbList = 0;
@@ -371,90 +371,6 @@ void ls_set_gate_timeout_ms(int ms) {
 }
 
 void ls_log(int code, const char *zMsg) { sqlite3_log(code, "%s", zMsg); }
-
-/* ls_reader_begin opens a private connection on the real VFS and starts a
-** read transaction on it. While it is open no checkpointer, in this process
-** or another, can copy WAL frames past its read mark into the database
-** file, so a snapshot read from the file plus the WAL stays consistent. */
-void *ls_reader_begin(const char *zPath, char **pzErr) {
-  sqlite3 *db = 0;
-  int rc;
-  if (pOrigVfs == 0) return 0;
-  rc = sqlite3_open_v2(zPath, &db, SQLITE_OPEN_READONLY, pOrigVfs->zName);
-  if (rc == SQLITE_OK) {
-    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
-    sqlite3_busy_timeout(db, 1000);
-    rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM sqlite_schema;", 0, 0, 0);
-  }
-  if (rc != SQLITE_OK) {
-    *pzErr = strdup(db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    return 0;
-  }
-  return db;
-}
-
-void ls_reader_end(void *p) {
-  sqlite3 *db = (sqlite3 *)p;
-  sqlite3_exec(db, "COMMIT", 0, 0, 0);
-  sqlite3_close(db);
-}
-
-/* The snapshot reader opens the database with the real VFS, never with a
-** plain open(2): the unix VFS keeps a closed descriptor open while the
-** process holds POSIX locks on the file, so closing it cannot drop them. */
-void *ls_dbfile_open(const char *zPath, int *pRc) {
-  sqlite3_file *pFile;
-  int outFlags = 0;
-  int rc;
-  if (pOrigVfs == 0) {
-    *pRc = SQLITE_MISUSE;
-    return 0;
-  }
-  /* The VFS keeps the name pointer for the life of the handle, and reads
-  ** URI parameters after it: copy it behind the file, with the zero bytes
-  ** that end an empty parameter list. Freed with the handle. */
-  {
-    size_t sz = (size_t)pOrigVfs->szOsFile;
-    size_t n = strlen(zPath);
-    pFile = calloc(1, sz + n + 4);
-    if (pFile == 0) {
-      *pRc = SQLITE_NOMEM;
-      return 0;
-    }
-    memcpy((char *)pFile + sz, zPath, n);
-    zPath = (char *)pFile + sz;
-  }
-  rc = pOrigVfs->xOpen(pOrigVfs, zPath, pFile,
-                       SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB, &outFlags);
-  if (rc != SQLITE_OK) {
-    if (pFile->pMethods) pFile->pMethods->xClose(pFile);
-    free(pFile);
-    *pRc = rc;
-    return 0;
-  }
-  *pRc = SQLITE_OK;
-  return pFile;
-}
-
-int ls_dbfile_read(void *p, void *buf, int n, int64_t off) {
-  sqlite3_file *pFile = (sqlite3_file *)p;
-  return pFile->pMethods->xRead(pFile, buf, n, off);
-}
-
-int ls_dbfile_size(void *p, int64_t *pSize) {
-  sqlite3_file *pFile = (sqlite3_file *)p;
-  sqlite3_int64 sz = 0;
-  int rc = pFile->pMethods->xFileSize(pFile, &sz);
-  *pSize = sz;
-  return rc;
-}
-
-void ls_dbfile_close(void *p) {
-  sqlite3_file *pFile = (sqlite3_file *)p;
-  if (pFile->pMethods) pFile->pMethods->xClose(pFile);
-  free(pFile);
-}
 
 /* ---------- io methods ---------- */
 

@@ -33,6 +33,11 @@ typedef struct lsEvents {
   int shutdown;              /* the process is exiting */
 } lsEvents;
 
+/* pOrigVfs is the VFS the litestream VFS wraps (the default VFS at
+** registration); shim.c sets it, realvfs.c opens files with it. */
+struct sqlite3_vfs;
+extern struct sqlite3_vfs *pOrigVfs;
+
 /* LS_MIN_SQLITE_VERSION is the oldest SQLite the extension runs on
 ** (sqlite3_uri_key arrived in 3.31.0). */
 #define LS_MIN_SQLITE_VERSION 3031000
