@@ -75,15 +75,6 @@ type Client interface {
 	DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error
 }
 
-// LocalFiler is implemented by clients whose files are files on this
-// machine (a directory replica): a reader can open them in place instead of
-// copying them first.
-type LocalFiler interface {
-	// LocalPath returns the path of the file at level covering [minTXID,
-	// maxTXID], or an error wrapping ErrNotFound if it does not exist.
-	LocalPath(level int, minTXID, maxTXID ltx.TXID) (string, error)
-}
-
 // SortFileInfos orders files by MinTXID, then MaxTXID, as LTXFiles returns
 // them.
 func SortFileInfos(infos []*ltx.FileInfo) {

@@ -4,9 +4,10 @@
 // Plan picks the files: the newest snapshot (a file with MinTXID 1, at any
 // level) at or before the target TXID, then a contiguous chain of files
 // (each MinTXID is the previous MaxTXID+1) from any level up to the target.
-// Restore fetches those files (several at once, Options.Parallelism, into
-// temporary files next to the output; a directory replica's files are read
-// in place) and applies them newest first to a temporary database file, so
+// Restore fetches those files (the newer files of a remote replica
+// downloaded ahead, several at once, Options.Parallelism, into temporary
+// files next to the output; the snapshot, and a directory replica's files,
+// read as they are applied) and applies them newest first to a temporary database file, so
 // that every page is written once, from the newest file that holds it. It
 // checks every checksum LTX carries (file checksums, each file's pre-apply
 // checksum against the post-apply checksum of the file before it, and the

@@ -18,12 +18,10 @@ const DefaultParallelism = 8
 // fetcher downloads the files of a plan, in plan order, into temporary
 // files. At most n files are held at once, counting those being downloaded
 // and those downloaded but not yet released, so both memory (one copy
-// buffer per download) and temporary disk space stay O(n) files. Files of a
-// replica.LocalFiler (a directory replica) are read in place, not copied.
+// buffer per download) and temporary disk space stay O(n) files.
 type fetcher struct {
 	results []chan fetched // one per file, buffered: senders never block
 	sem     chan struct{}  // a slot per held file
-	inPlace bool           // paths are the replica's own files: never removed
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -45,17 +43,6 @@ func startFetch(ctx context.Context, client replica.Client, files []*ltx.FileInf
 	}
 	for i := range f.results {
 		f.results[i] = make(chan fetched, 1)
-	}
-	if lf, ok := client.(replica.LocalFiler); ok {
-		f.inPlace = true
-		for i, info := range files {
-			path, err := lf.LocalPath(info.Level, info.MinTXID, info.MaxTXID)
-			if err != nil {
-				err = fmt.Errorf("open %s: %w", fileName(info), err)
-			}
-			f.results[i] <- fetched{path: path, err: err}
-		}
-		return f
 	}
 	f.wg.Add(1)
 	go func() {
@@ -85,7 +72,7 @@ func startFetch(ctx context.Context, client replica.Client, files []*ltx.FileInf
 func (f *fetcher) wait(ctx context.Context, i int) (string, error) {
 	select {
 	case r := <-f.results[i]:
-		if r.err != nil && !f.inPlace {
+		if r.err != nil {
 			<-f.sem
 		}
 		return r.path, r.err
@@ -96,9 +83,6 @@ func (f *fetcher) wait(ctx context.Context, i int) (string, error) {
 
 // release removes a file returned by wait and frees its slot.
 func (f *fetcher) release(path string) {
-	if f.inPlace {
-		return
-	}
 	_ = os.Remove(path)
 	<-f.sem
 }
@@ -111,7 +95,7 @@ func (f *fetcher) close() {
 	for _, ch := range f.results {
 		select {
 		case r := <-ch:
-			if r.path != "" && !f.inPlace {
+			if r.path != "" {
 				_ = os.Remove(r.path)
 			}
 		default:

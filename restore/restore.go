@@ -31,10 +31,10 @@ type Options struct {
 	Verify func(path string) error
 	// Logger receives progress events; nil discards them.
 	Logger *slog.Logger
-	// Parallelism is how many LTX files are downloaded at once, each into
-	// a temporary file in the output's directory (files of a
-	// replica.LocalFiler are read in place). 0 means DefaultParallelism;
-	// negative is an error.
+	// Parallelism is how many LTX files of a remote replica are downloaded
+	// ahead at once, each into a temporary file in the output's directory
+	// (the snapshot, and a directory replica's files, are read as they are
+	// applied). 0 means DefaultParallelism; negative is an error.
 	Parallelism int
 	// Progress, if set, is called after each applied file with the files
 	// applied so far, the total, and the LTX bytes applied so far out of
@@ -124,13 +124,14 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 	// Newest first: see applier.
 	newestFirst := slices.Clone(files)
 	slices.Reverse(newestFirst)
-	// The oldest file, the snapshot and usually nearly all the bytes, is
-	// read straight from the replica as it is applied, not downloaded to a
-	// temporary file and read again; the newer files are fetched ahead.
-	_, local := client.(replica.LocalFiler)
-	prefetch := newestFirst
-	if !local {
-		prefetch = newestFirst[:len(newestFirst)-1]
+	// The newer files of a remote replica are downloaded ahead. The
+	// oldest, the snapshot and usually nearly all the bytes, is read
+	// straight from the replica as it is applied rather than downloaded to
+	// a temporary file and read again; so is every file of a directory
+	// replica, which copying ahead would only slow down.
+	prefetch := newestFirst[:len(newestFirst)-1]
+	if client.Type() == "file" {
+		prefetch = nil
 	}
 	fetch := startFetch(ctx, client, prefetch, filepath.Dir(out), filepath.Base(out)+".tmp-*.ltx", parallelism)
 	defer fetch.close()
@@ -145,7 +146,7 @@ func Restore(ctx context.Context, client replica.Client, opts Options) (_ Result
 	}
 	for i, info := range newestFirst {
 		name := fileName(info)
-		if i == len(prefetch) {
+		if i >= len(prefetch) {
 			err = a.applyStream(ctx, client, info, name)
 		} else {
 			path, werr := fetch.wait(ctx, i)

@@ -21,10 +21,7 @@ import (
 // tmpSuffix ends the name of every file being written; LTXFiles skips them.
 const tmpSuffix = ".tmp"
 
-var (
-	_ replica.Client     = (*Client)(nil)
-	_ replica.LocalFiler = (*Client)(nil)
-)
+var _ replica.Client = (*Client)(nil)
 
 // Client stores LTX files under a local directory. Safe for concurrent use.
 type Client struct {
@@ -128,21 +125,6 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 		return nil, fmt.Errorf("file: open %s: %w", path, err)
 	}
 	return f, nil
-}
-
-// LocalPath returns the path of the file at level covering [minTXID,
-// maxTXID]; an error wraps replica.ErrNotFound if it does not exist.
-func (c *Client) LocalPath(level int, minTXID, maxTXID ltx.TXID) (string, error) {
-	path, err := c.ltxPath(level, minTXID, maxTXID)
-	if err != nil {
-		return "", err
-	}
-	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.Mode().IsRegular()) {
-		return "", fmt.Errorf("file: open %s: %w", path, replica.ErrNotFound)
-	} else if err != nil {
-		return "", fmt.Errorf("file: stat %s: %w", path, err)
-	}
-	return path, nil
 }
 
 // WriteLTXFile stores r as the file at level covering [minTXID, maxTXID].

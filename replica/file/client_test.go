@@ -3,7 +3,6 @@ package file_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,29 +110,5 @@ func TestClientWriteUnwritableDir(t *testing.T) {
 	c := file.NewClient(filepath.Join(dir, "replica"))
 	if _, err := c.WriteLTXFile(context.Background(), 0, 1, 1, bytes.NewReader([]byte("x"))); err == nil {
 		t.Fatal("WriteLTXFile into read-only dir succeeded")
-	}
-}
-
-func TestClientLocalPath(t *testing.T) {
-	dir := t.TempDir()
-	c := file.NewClient(filepath.Join(dir, "replica"))
-	if _, err := c.WriteLTXFile(context.Background(), 0, 2, 3, bytes.NewReader([]byte("data"))); err != nil {
-		t.Fatal(err)
-	}
-	path, err := c.LocalPath(0, 2, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := filepath.Join(dir, "replica", "ltx", "0", "0000000000000002-0000000000000003.ltx"); path != want {
-		t.Fatalf("LocalPath=%s, want %s", path, want)
-	}
-	if b, err := os.ReadFile(path); err != nil || string(b) != "data" {
-		t.Fatalf("read %s: %q, %v", path, b, err)
-	}
-	if _, err := c.LocalPath(0, 4, 4); !errors.Is(err, replica.ErrNotFound) {
-		t.Fatalf("LocalPath(missing) err=%v, want ErrNotFound", err)
-	}
-	if _, err := c.LocalPath(replica.MaxLevel+1, 1, 1); err == nil {
-		t.Fatal("LocalPath(bad level) err=nil")
 	}
 }
