@@ -28,7 +28,6 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 	return vfs.Events{
 		Announced:       uint64(ev.announced),
 		Acked:           uint64(ev.acked),
-		Checkpoints:     uint64(ev.checkpoints),
 		Restarts:        uint64(ev.restarts),
 		GateTimeouts:    uint64(ev.gateTimeouts),
 		NonWALWrites:    uint64(ev.nonWalWrites),

@@ -46,7 +46,8 @@ struct lsDb {
   uint64_t ver;           /* bumped on every event Go cares about */
   uint32_t ackSalt1, ackSalt2, ackFrames; /* Go's WAL position at its last ack */
   lsEvents ev;
-  uint64_t pokes;    /* ls_poke calls: they end a gate-only wait too */
+  uint64_t urgent;   /* checkpoints started and ls_poke calls: they end a
+                     ** gate-only wait too */
   int goWaiting;     /* Go waits for any event */
   int goGateWaiting; /* Go waits only for gate waiters */
   int goAttached;
@@ -142,6 +143,14 @@ static void lsDeadline(struct timespec *ts, int ms) {
 static void lsEventLocked(lsDb *p) {
   p->ver++;
   if (p->goWaiting) pthread_cond_signal(&p->goCond);
+}
+
+/* lsUrgentLocked records an event that also ends Go's coalescing pause (a
+** gate-only wait). Caller holds p->mu. */
+static void lsUrgentLocked(lsDb *p) {
+  p->urgent++;
+  lsEventLocked(p);
+  if (p->goGateWaiting) pthread_cond_signal(&p->goCond);
 }
 
 /* lsReadHdr copies mxFrame and the salts out of a wal-index header mapping
@@ -261,14 +270,12 @@ static void lsCount(lsDb *p, int *pField, int delta) {
 uint64_t ls_wait(lsDb *p, uint64_t seenVer, int64_t timeoutUs, int gateOnly,
                  lsEvents *out) {
   struct timespec dl;
-  uint64_t ver, ckpt, pokes;
+  uint64_t ver, urgent;
   pthread_mutex_lock(&p->mu);
   if (timeoutUs >= 0) lsDeadlineUs(&dl, timeoutUs);
-  ckpt = p->ev.checkpoints;
-  pokes = p->pokes;
+  urgent = p->urgent;
   while ((gateOnly || p->ver == seenVer) && p->ev.gateWaiters == 0 &&
-         !(gateOnly && (p->ev.checkpoints != ckpt || p->pokes != pokes)) &&
-         !p->ev.shutdown) {
+         !(gateOnly && p->urgent != urgent) && !p->ev.shutdown) {
     /* While Go pauses to let commits accumulate, commits must not wake it:
     ** that would cost a futex wake per commit. */
     if (gateOnly) {
@@ -292,9 +299,7 @@ uint64_t ls_wait(lsDb *p, uint64_t seenVer, int64_t timeoutUs, int gateOnly,
 
 void ls_poke(lsDb *p) {
   pthread_mutex_lock(&p->mu);
-  p->pokes++;
-  if (p->goGateWaiting) pthread_cond_signal(&p->goCond);
-  lsEventLocked(p);
+  lsUrgentLocked(p);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -484,9 +489,7 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_OK) {
       pthread_mutex_lock(&d->mu);
-      d->ev.checkpoints++;
-      lsEventLocked(d);
-      if (d->goGateWaiting) pthread_cond_signal(&d->goCond);
+      lsUrgentLocked(d);
       pthread_mutex_unlock(&d->mu);
     }
     return rc;

@@ -15,7 +15,6 @@ typedef struct lsDb lsDb;
 typedef struct lsEvents {
   uint64_t announced;        /* commits announced at WAL_WRITE unlock */
   uint64_t acked;            /* announced commits Go has captured */
-  uint64_t checkpoints;      /* checkpoints started (CKPT lock taken) */
   uint64_t restarts;         /* WAL header rewrites, truncates, deletes passed */
   uint64_t gateTimeouts;     /* gates that gave up waiting for Go */
   uint64_t nonWalWrites;     /* main-db writes while no WAL was open */

@@ -27,11 +27,18 @@ type pacer struct {
 	gap  time.Duration // pause after it
 }
 
+// UnderLoad reports whether txns transactions arriving over since come
+// faster than lightLoad a second: the rate above which the replicator's
+// recurring work (here, and the capture loop's steps) is spaced out.
+func UnderLoad(txns int64, since time.Duration) bool {
+	return since > 0 && float64(txns) > lightLoad*since.Seconds()
+}
+
 // gapFor returns the pause after an operation that took cost and carried
-// txns transactions that arrived over since: none below lightLoad,
+// txns transactions that arrived over since: none unless UnderLoad,
 // otherwise dutyFactor times cost, within [minGap, maxGap].
 func gapFor(txns int64, since, cost time.Duration) time.Duration {
-	if since <= 0 || float64(txns) <= lightLoad*since.Seconds() {
+	if !UnderLoad(txns, since) {
 		return 0
 	}
 	return min(max(dutyFactor*cost, minGap), maxGap)

@@ -54,18 +54,15 @@ const maxBatchBytes = 64 << 20
 const (
 	minStepInterval = 5 * time.Millisecond
 	maxStepInterval = 50 * time.Millisecond
-	// stepLightLoad is the transaction rate (per second) up to which
-	// steps stay minStepInterval apart.
-	stepLightLoad = 500
 )
 
 // stepPace returns the interval before the next capture step, given the
 // last one and the transactions the step that just ran found since the
-// step before it: while they arrive faster than stepLightLoad the
-// interval doubles up to maxStepInterval (spool cycles are paced further
-// apart than that under load anyway); otherwise it is minStepInterval.
+// step before it: while replicator.UnderLoad the interval doubles up to
+// maxStepInterval (spool cycles are paced further apart than that under
+// load anyway); otherwise it is minStepInterval.
 func stepPace(interval time.Duration, txns int, since time.Duration) time.Duration {
-	if since <= 0 || float64(txns) <= stepLightLoad*since.Seconds() {
+	if !replicator.UnderLoad(int64(txns), since) {
 		return minStepInterval
 	}
 	return min(2*interval, maxStepInterval)

@@ -9,7 +9,6 @@ import (
 type Events struct {
 	Announced       uint64        // commits announced at WAL_WRITE unlock
 	Acked           uint64        // announced commits acknowledged as captured (by Ack, or by the shim for frames Ack already covered)
-	Checkpoints     uint64        // checkpoints started
 	Restarts        uint64        // WAL restarts, truncates and deletes let through
 	GateTimeouts    uint64        // gates that stopped waiting for the replicator
 	NonWALWrites    uint64        // main-db writes while no WAL was open
