@@ -4,7 +4,8 @@
 ** that holds a read transaction during a snapshot, and raw handles on the
 ** main database file. The unix VFS keeps a closed descriptor open while
 ** the process holds POSIX locks on the file, so closing these cannot drop
-** the application's locks.
+** the application's locks. Also the litestream VFS's methods that only
+** pass through to the real VFS.
 */
 #include "sqlite3ext.h"
 SQLITE_EXTENSION_INIT3
@@ -96,4 +97,86 @@ void ls_dbfile_close(void *p) {
   sqlite3_file *pFile = (sqlite3_file *)p;
   if (pFile->pMethods) pFile->pMethods->xClose(pFile);
   free(pFile);
+}
+
+/* ---------- VFS methods that pass through ---------- */
+
+static int lsAccess(sqlite3_vfs *pVfs, const char *zName, int flags,
+                    int *pResOut) {
+  (void)pVfs;
+  return pOrigVfs->xAccess(pOrigVfs, zName, flags, pResOut);
+}
+static int lsFullPathname(sqlite3_vfs *pVfs, const char *zName, int nOut,
+                          char *zOut) {
+  (void)pVfs;
+  return pOrigVfs->xFullPathname(pOrigVfs, zName, nOut, zOut);
+}
+static void *lsDlOpen(sqlite3_vfs *pVfs, const char *zPath) {
+  (void)pVfs;
+  return pOrigVfs->xDlOpen(pOrigVfs, zPath);
+}
+static void lsDlError(sqlite3_vfs *pVfs, int nByte, char *zErrMsg) {
+  (void)pVfs;
+  pOrigVfs->xDlError(pOrigVfs, nByte, zErrMsg);
+}
+static void (*lsDlSym(sqlite3_vfs *pVfs, void *p, const char *zSym))(void) {
+  (void)pVfs;
+  return pOrigVfs->xDlSym(pOrigVfs, p, zSym);
+}
+static void lsDlClose(sqlite3_vfs *pVfs, void *pHandle) {
+  (void)pVfs;
+  pOrigVfs->xDlClose(pOrigVfs, pHandle);
+}
+static int lsRandomness(sqlite3_vfs *pVfs, int nByte, char *zBufOut) {
+  (void)pVfs;
+  return pOrigVfs->xRandomness(pOrigVfs, nByte, zBufOut);
+}
+static int lsSleep(sqlite3_vfs *pVfs, int nMicro) {
+  (void)pVfs;
+  return pOrigVfs->xSleep(pOrigVfs, nMicro);
+}
+static int lsCurrentTime(sqlite3_vfs *pVfs, double *pTimeOut) {
+  (void)pVfs;
+  return pOrigVfs->xCurrentTime(pOrigVfs, pTimeOut);
+}
+static int lsGetLastError(sqlite3_vfs *pVfs, int a, char *b) {
+  (void)pVfs;
+  return pOrigVfs->xGetLastError(pOrigVfs, a, b);
+}
+static int lsCurrentTimeInt64(sqlite3_vfs *pVfs, sqlite3_int64 *p) {
+  (void)pVfs;
+  return pOrigVfs->xCurrentTimeInt64(pOrigVfs, p);
+}
+static int lsSetSystemCall(sqlite3_vfs *pVfs, const char *zName,
+                           sqlite3_syscall_ptr pCall) {
+  (void)pVfs;
+  return pOrigVfs->xSetSystemCall(pOrigVfs, zName, pCall);
+}
+static sqlite3_syscall_ptr lsGetSystemCall(sqlite3_vfs *pVfs,
+                                           const char *zName) {
+  (void)pVfs;
+  return pOrigVfs->xGetSystemCall(pOrigVfs, zName);
+}
+static const char *lsNextSystemCall(sqlite3_vfs *pVfs, const char *zName) {
+  (void)pVfs;
+  return pOrigVfs->xNextSystemCall(pOrigVfs, zName);
+}
+
+void ls_real_vfs_methods(sqlite3_vfs *p) {
+  p->xAccess = lsAccess;
+  p->xFullPathname = lsFullPathname;
+  p->xDlOpen = lsDlOpen;
+  p->xDlError = lsDlError;
+  p->xDlSym = lsDlSym;
+  p->xDlClose = lsDlClose;
+  p->xRandomness = lsRandomness;
+  p->xSleep = lsSleep;
+  p->xCurrentTime = lsCurrentTime;
+  p->xGetLastError = lsGetLastError;
+  if (p->iVersion >= 2) p->xCurrentTimeInt64 = lsCurrentTimeInt64;
+  if (p->iVersion >= 3) {
+    p->xSetSystemCall = lsSetSystemCall;
+    p->xGetSystemCall = lsGetSystemCall;
+    p->xNextSystemCall = lsNextSystemCall;
+  }
 }

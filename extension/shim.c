@@ -394,8 +394,11 @@ static int lsRead(sqlite3_file *pFile, void *zBuf, int iAmt,
   return ORIGFILE(pFile)->pMethods->xRead(ORIGFILE(pFile), zBuf, iAmt, iOfst);
 }
 
-static int lsWrite(sqlite3_file *pFile, const void *zBuf, int iAmt,
-                   sqlite3_int64 iOfst) {
+/* lsWriteWatched takes the writes that need more than a flag: a WAL
+** restart, WAL writes without the WAL_WRITE lock, main-db writes. */
+__attribute__((noinline)) static int lsWriteWatched(sqlite3_file *pFile,
+                                                    const void *zBuf, int iAmt,
+                                                    sqlite3_int64 iOfst) {
   lsFile *p = (lsFile *)pFile;
   sqlite3_file *o = ORIGFILE(pFile);
   int rc;
@@ -416,6 +419,18 @@ static int lsWrite(sqlite3_file *pFile, const void *zBuf, int iAmt,
   rc = o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
   lsDbWriteEnd(p->pDb);
   return rc;
+}
+
+static int lsWrite(sqlite3_file *pFile, const void *zBuf, int iAmt,
+                   sqlite3_int64 iOfst) {
+  lsFile *p = (lsFile *)pFile;
+  if (p->kind == LS_WAL && iOfst != 0 && p->pDb->walWriteHeld && !lsForked) {
+    /* A frame of the transaction being written; its commit announces it. */
+    sqlite3_file *o = ORIGFILE(pFile);
+    p->pDb->walDirty = 1;
+    return o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+  }
+  return lsWriteWatched(pFile, zBuf, iAmt, iOfst);
 }
 
 static int lsTruncate(sqlite3_file *pFile, sqlite3_int64 size) {
@@ -450,8 +465,11 @@ static int lsCheckReservedLock(sqlite3_file *pFile, int *pResOut) {
                                                          pResOut);
 }
 static int lsFileControl(sqlite3_file *pFile, int op, void *pArg) {
-  int rc = ORIGFILE(pFile)->pMethods->xFileControl(ORIGFILE(pFile), op, pArg);
-  if (rc == SQLITE_OK && op == SQLITE_FCNTL_VFSNAME && pArg) {
+  sqlite3_file *o = ORIGFILE(pFile);
+  int rc;
+  if (op != SQLITE_FCNTL_VFSNAME) return o->pMethods->xFileControl(o, op, pArg);
+  rc = o->pMethods->xFileControl(o, op, pArg);
+  if (rc == SQLITE_OK && pArg) {
     *(char **)pArg = sqlite3_mprintf("litestream/%z", *(char **)pArg);
   }
   return rc;
@@ -477,7 +495,11 @@ static int lsShmMap(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
   return rc;
 }
 
-static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
+/* lsShmLockWatched takes the xShmLock calls lsShmLock does not pass
+** straight through. Out of line, so the common path stays short. */
+__attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
+                                                      int ofst, int n,
+                                                      int flags) {
   lsFile *p = (lsFile *)pFile;
   sqlite3_file *o = ORIGFILE(pFile);
   lsDb *d = p->pDb;
@@ -494,9 +516,12 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
     }
     return rc;
   }
-  if (!lsForked && ofst == 4 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
-    /* READ_LOCK(1..) taken exclusively: a writer or checkpointer is about
-    ** to restart the WAL (walRestartHdr resets the wal-index header). */
+  if (!lsForked && ofst == 4 && n == SQLITE_SHM_NLOCK - 4 &&
+      flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
+    /* READ_LOCK(1..4) taken exclusively at once: a writer or checkpointer
+    ** is about to restart the WAL (walRestartHdr resets the wal-index
+    ** header). One read mark taken exclusively (n == 1) is a reader
+    ** moving it, on nearly every transaction: not a restart. */
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_OK) lsRecordEnd(p);
     return rc;
@@ -540,6 +565,24 @@ static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
   rc = o->pMethods->xShmLock(o, ofst, n, flags);
   if (rc == SQLITE_OK) d->walWriteHeld = 1;
   return rc;
+}
+
+/* SQLite makes about six xShmLock calls per transaction, most of them
+** readers taking and dropping a read mark: those pass straight through.
+** Only WAL_WRITE (0), CKPT (1) and all of READ_LOCK(1..4) at once (a WAL
+** restart) are watched. */
+static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
+  sqlite3_file *o = ORIGFILE(pFile);
+  if (ofst > 1 && n != SQLITE_SHM_NLOCK - 4) {
+    return o->pMethods->xShmLock(o, ofst, n, flags);
+  }
+  if (ofst == 0 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) &&
+      !lsForked) { /* a write transaction starts */
+    int rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_OK) ((lsFile *)pFile)->pDb->walWriteHeld = 1;
+    return rc;
+  }
+  return lsShmLockWatched(pFile, ofst, n, flags);
 }
 
 static void lsShmBarrier(sqlite3_file *pFile) {
@@ -649,67 +692,6 @@ static int lsDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir) {
   }
   return pOrigVfs->xDelete(pOrigVfs, zName, syncDir);
 }
-static int lsAccess(sqlite3_vfs *pVfs, const char *zName, int flags,
-                    int *pResOut) {
-  (void)pVfs;
-  return pOrigVfs->xAccess(pOrigVfs, zName, flags, pResOut);
-}
-static int lsFullPathname(sqlite3_vfs *pVfs, const char *zName, int nOut,
-                          char *zOut) {
-  (void)pVfs;
-  return pOrigVfs->xFullPathname(pOrigVfs, zName, nOut, zOut);
-}
-static void *lsDlOpen(sqlite3_vfs *pVfs, const char *zPath) {
-  (void)pVfs;
-  return pOrigVfs->xDlOpen(pOrigVfs, zPath);
-}
-static void lsDlError(sqlite3_vfs *pVfs, int nByte, char *zErrMsg) {
-  (void)pVfs;
-  pOrigVfs->xDlError(pOrigVfs, nByte, zErrMsg);
-}
-static void (*lsDlSym(sqlite3_vfs *pVfs, void *p, const char *zSym))(void) {
-  (void)pVfs;
-  return pOrigVfs->xDlSym(pOrigVfs, p, zSym);
-}
-static void lsDlClose(sqlite3_vfs *pVfs, void *pHandle) {
-  (void)pVfs;
-  pOrigVfs->xDlClose(pOrigVfs, pHandle);
-}
-static int lsRandomness(sqlite3_vfs *pVfs, int nByte, char *zBufOut) {
-  (void)pVfs;
-  return pOrigVfs->xRandomness(pOrigVfs, nByte, zBufOut);
-}
-static int lsSleep(sqlite3_vfs *pVfs, int nMicro) {
-  (void)pVfs;
-  return pOrigVfs->xSleep(pOrigVfs, nMicro);
-}
-static int lsCurrentTime(sqlite3_vfs *pVfs, double *pTimeOut) {
-  (void)pVfs;
-  return pOrigVfs->xCurrentTime(pOrigVfs, pTimeOut);
-}
-static int lsGetLastError(sqlite3_vfs *pVfs, int a, char *b) {
-  (void)pVfs;
-  return pOrigVfs->xGetLastError(pOrigVfs, a, b);
-}
-static int lsCurrentTimeInt64(sqlite3_vfs *pVfs, sqlite3_int64 *p) {
-  (void)pVfs;
-  return pOrigVfs->xCurrentTimeInt64(pOrigVfs, p);
-}
-static int lsSetSystemCall(sqlite3_vfs *pVfs, const char *zName,
-                           sqlite3_syscall_ptr pCall) {
-  (void)pVfs;
-  return pOrigVfs->xSetSystemCall(pOrigVfs, zName, pCall);
-}
-static sqlite3_syscall_ptr lsGetSystemCall(sqlite3_vfs *pVfs,
-                                           const char *zName) {
-  (void)pVfs;
-  return pOrigVfs->xGetSystemCall(pOrigVfs, zName);
-}
-static const char *lsNextSystemCall(sqlite3_vfs *pVfs, const char *zName) {
-  (void)pVfs;
-  return pOrigVfs->xNextSystemCall(pOrigVfs, zName);
-}
-
 /* ---------- process hooks ---------- */
 
 /* After fork() the child's Go runtime is unusable: pass everything through. */
@@ -752,24 +734,9 @@ static int lsRegisterVfsLocked(char **pzErrMsg) {
   lsVfs.szOsFile = (int)sizeof(lsFile) + pDefault->szOsFile;
   lsVfs.mxPathname = pDefault->mxPathname;
   lsVfs.zName = LS_VFS_NAME;
+  ls_real_vfs_methods(&lsVfs); /* the pass-through ones */
   lsVfs.xOpen = lsOpen;
   lsVfs.xDelete = lsDelete;
-  lsVfs.xAccess = lsAccess;
-  lsVfs.xFullPathname = lsFullPathname;
-  lsVfs.xDlOpen = lsDlOpen;
-  lsVfs.xDlError = lsDlError;
-  lsVfs.xDlSym = lsDlSym;
-  lsVfs.xDlClose = lsDlClose;
-  lsVfs.xRandomness = lsRandomness;
-  lsVfs.xSleep = lsSleep;
-  lsVfs.xCurrentTime = lsCurrentTime;
-  lsVfs.xGetLastError = lsGetLastError;
-  if (lsVfs.iVersion >= 2) lsVfs.xCurrentTimeInt64 = lsCurrentTimeInt64;
-  if (lsVfs.iVersion >= 3) {
-    lsVfs.xSetSystemCall = lsSetSystemCall;
-    lsVfs.xGetSystemCall = lsGetSystemCall;
-    lsVfs.xNextSystemCall = lsNextSystemCall;
-  }
   {
     const char *zTimeout = getenv("LITESTREAM_GATE_TIMEOUT_MS");
     if (zTimeout) ls_set_gate_timeout_ms(atoi(zTimeout));

@@ -41,6 +41,11 @@ extern struct sqlite3_vfs *pOrigVfs;
 ** (sqlite3_uri_key arrived in 3.31.0). */
 #define LS_MIN_SQLITE_VERSION 3031000
 
+/* ls_real_vfs_methods fills in the methods of a wrapping VFS that only pass
+** through to pOrigVfs (all but xOpen and xDelete), as its iVersion allows;
+** realvfs.c. */
+void ls_real_vfs_methods(struct sqlite3_vfs *p);
+
 /* ls_register_vfs registers the "litestream" VFS once per process (entry.c
 ** calls it from the entry point). */
 int ls_register_vfs(char **pzErrMsg);

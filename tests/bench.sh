@@ -3,10 +3,13 @@
 # extension and tests/bench/bench.c, then for synchronous=NORMAL and FULL
 # runs ROUNDS rounds of N single-row INSERT transactions in WAL mode, each
 # on a fresh database in a temp dir on the same disk as the repo. A round is
-# three runs in a rotating order: plain SQLite (A), the extension with the
-# default local replica, and plain SQLite again (B). The ratio of a round is
-# extension / A; the control B / A shows what this machine's noise alone
-# does to a ratio. Run directories are removed only at the end, so no
+# four runs in a rotating order: plain SQLite (A), the extension with the
+# default local replica, plain SQLite again (B), and plain SQLite in a
+# process with one idle thread (T). The ratio of a round is extension / A;
+# the control B / A shows what this machine's noise alone does to a ratio;
+# T / A is what a second thread alone costs a single-threaded program
+# (glibc's single-threaded fast paths go), the floor for any replicator
+# that works off the application's thread. Run directories are removed only at the end, so no
 # deletion runs in the background of a timed run. Prints a table and, with
 # --write, replaces the generated section of docs/performance.md.
 #
@@ -40,15 +43,16 @@ run() {
 
 table=$(mktemp)
 {
-  echo "| synchronous | plain median s | extension median s | ratio: median (IQR) | control plain/plain: median (IQR) | lag p50 / p99 ms | lag under load p50 / p99 ms | max RSS plain → ext (MB) |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| synchronous | plain median s | extension median s | ratio: median (IQR) | control plain/plain: median (IQR) | plain + idle thread / plain: median (IQR) | lag p50 / p99 ms | lag under load p50 / p99 ms | max RSS plain → ext (MB) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
 } >"$table"
 for sync in NORMAL FULL; do
   for ((i = 0; i < rounds; i++)); do
-    case $((i % 3)) in
-      0) run plain "$sync"; run ext "$sync"; run plain2 "$sync" ;;
-      1) run ext "$sync"; run plain2 "$sync"; run plain "$sync" ;;
-      2) run plain2 "$sync"; run plain "$sync"; run ext "$sync" ;;
+    case $((i % 4)) in
+      0) run plain "$sync"; run ext "$sync"; run plain2 "$sync"; run thread "$sync" ;;
+      1) run ext "$sync"; run plain2 "$sync"; run thread "$sync"; run plain "$sync" ;;
+      2) run plain2 "$sync"; run thread "$sync"; run plain "$sync"; run ext "$sync" ;;
+      3) run thread "$sync"; run plain "$sync"; run ext "$sync"; run plain2 "$sync" ;;
     esac
   done
   # Lag under load: separate runs (the poller's queries stay out of the
@@ -62,17 +66,18 @@ for sync in NORMAL FULL; do
   el() { field elapsed <"$work/$1.$sync"; }
   read -r rm rq1 rq3 < <(paste <(el plain) <(el ext) | awk '{print $2/$1}' | stats)
   read -r cm cq1 cq3 < <(paste <(el plain) <(el plain2) | awk '{print $2/$1}' | stats)
+  read -r tm tq1 tq3 < <(paste <(el plain) <(el thread) | awk '{print $2/$1}' | stats)
   p=$(el plain | stats | cut -d' ' -f1)
   e=$(el ext | stats | cut -d' ' -f1)
   l50=$(field lag_p50_ms <"$work/ext.$sync" | stats | cut -d' ' -f1)
   l99=$(field lag_p99_ms <"$work/ext.$sync" | stats | cut -d' ' -f1)
   rp=$(field maxrss_kb <"$work/plain.$sync" | stats | cut -d' ' -f1)
   re=$(field maxrss_kb <"$work/ext.$sync" | stats | cut -d' ' -f1)
-  printf '| %s | %.4f | %.4f | %s (%s–%s) | %s (%s–%s) | %.2f / %.2f | %.0f / %.0f | %.1f → %.1f |\n' "$sync" "$p" "$e" \
-    "$rm" "$rq1" "$rq3" "$cm" "$cq1" "$cq3" "$l50" "$l99" "$ll50" "$ll99" \
+  printf '| %s | %.4f | %.4f | %s (%s–%s) | %s (%s–%s) | %s (%s–%s) | %.2f / %.2f | %.0f / %.0f | %.1f → %.1f |\n' "$sync" "$p" "$e" \
+    "$rm" "$rq1" "$rq3" "$cm" "$cq1" "$cq3" "$tm" "$tq1" "$tq3" "$l50" "$l99" "$ll50" "$ll99" \
     "$(awk -v k="$rp" 'BEGIN{print k/1024}')" "$(awk -v k="$re" 'BEGIN{print k/1024}')" >>"$table"
   echo "== $sync: all rounds" >&2
-  cat "$work/plain.$sync" "$work/ext.$sync" "$work/plain2.$sync" "$work/poll.$sync" >&2
+  cat "$work/plain.$sync" "$work/ext.$sync" "$work/plain2.$sync" "$work/thread.$sync" "$work/poll.$sync" >&2
 done
 cat "$table"
 

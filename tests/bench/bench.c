@@ -11,6 +11,11 @@
 ** 10 ms apart, each followed by SELECT litestream_sync(10000), and prints
 ** the p50/p99 of the time litestream_sync took (the commit is durable in
 ** the replica when it returns).
+**
+** MODE "thread" is plain with one idle thread started first: glibc drops
+** its single-threaded fast paths (non-atomic mutexes, syscalls without
+** cancellation points) once a process has a second thread, and any
+** in-process replicator has one, so this is the floor for the extension.
 */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -19,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void) {
   struct timespec ts;
@@ -134,6 +140,12 @@ static long statusUploads(sqlite3 *db) {
   return n;
 }
 
+static void *idleThread(void *arg) {
+  (void)arg;
+  for (;;) pause();
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode, *sync, *dir, *ext = 0;
   int n, i, ext_mode;
@@ -144,7 +156,7 @@ int main(int argc, char **argv) {
   struct rusage ru;
 
   if (argc < 5) {
-    fprintf(stderr, "usage: bench plain|ext NORMAL|FULL N DIR [EXT]\n");
+    fprintf(stderr, "usage: bench plain|thread|ext NORMAL|FULL N DIR [EXT]\n");
     return 2;
   }
   mode = argv[1];
@@ -152,6 +164,10 @@ int main(int argc, char **argv) {
   n = atoi(argv[3]);
   dir = argv[4];
   ext_mode = strcmp(mode, "ext") == 0;
+  if (strcmp(mode, "thread") == 0) {
+    pthread_t th;
+    if (pthread_create(&th, 0, idleThread, 0) != 0) return 1;
+  }
   if (ext_mode) {
     sqlite3 *mem;
     char *err = 0;
