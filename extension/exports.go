@@ -70,6 +70,9 @@ func main() {}
 func goLoaded(version C.int) {
 	defer func() { _ = recover() }()
 	sqliteVer = int(version)
+	if n := C.ls_batch_own_threads(); n >= 0 {
+		logger.Debug("replicator threads set to SCHED_BATCH", "threads", int(n))
+	}
 	if sqliteVer < 3051003 {
 		logger.Info("sqlite before 3.51.3 has a rare WAL-reset race (fixed upstream)", "sqlite_version", sqliteVer)
 	}

@@ -46,6 +46,11 @@ extern struct sqlite3_vfs *pOrigVfs;
 ** realvfs.c. */
 void ls_real_vfs_methods(struct sqlite3_vfs *p);
 
+/* ls_batch_own_threads switches the threads the Go runtime has started
+** since the extension was loaded to SCHED_BATCH (threads.c); the first call
+** only. Returns how many it switched, -1 if it did nothing. */
+int ls_batch_own_threads(void);
+
 /* ls_register_vfs registers the "litestream" VFS once per process (entry.c
 ** calls it from the entry point). */
 int ls_register_vfs(char **pzErrMsg);

@@ -35,8 +35,13 @@ stats() {
 }
 
 # run MODE SYNC: one run, its output line appended to $work/MODE.SYNC.
+# Each starts after a sync and a short pause, so no earlier run's dirty
+# pages are written back behind it (the kernel flushes every 5 s, and a
+# flush landing in one run and not another made ratios swing by ±5%).
 run() {
   local d
+  sync
+  sleep 0.2
   d=$(mktemp -d "$work/run.XXXXXX")
   "$work/bench" "${1%2}" "$2" "$n" "$d" ./litestream_vfs.so >>"$work/$1.$2"
 }
