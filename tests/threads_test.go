@@ -23,7 +23,11 @@ db.commit()
 db.execute("SELECT litestream_sync(10000)").fetchone()
 for t in sorted(os.listdir("/proc/self/task")):
     tid = int(t)
-    print("main" if tid == os.getpid() else "other", os.sched_getscheduler(tid))
+    try:
+        policy = os.sched_getscheduler(tid)
+    except ProcessLookupError:
+        continue  # the thread ended meanwhile
+    print("main" if tid == os.getpid() else "other", policy)
 db.close()
 `
 
