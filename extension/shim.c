@@ -526,45 +526,41 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     if (rc == SQLITE_OK) lsRecordEnd(p);
     return rc;
   }
-  if (lsForked || ofst != 0 || (flags & SQLITE_SHM_EXCLUSIVE) == 0) {
+  /* Taking WAL_WRITE is lsShmLock's; what is left to watch is its release. */
+  if (lsForked || ofst != 0 || flags != (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
     return o->pMethods->xShmLock(o, ofst, n, flags);
   }
-  if (flags & SQLITE_SHM_UNLOCK) {
-    /* Commit boundary: announce before the real unlock so no other writer
-    ** can restart the WAL between the two. */
-    if (d->walDirty) {
-      /* The writer has already published the commit in the wal-index
-      ** header (fileformat2.html#walindexformat): mxFrame at byte 16, the
-      ** salts as raw WAL-header bytes at 32. Go trusts frames up to
-      ** mxFrame even where their checksums do not chain: SQLite leaves
-      ** such frames behind after ROLLBACK TO in a transaction that
-      ** spilled, and its own readers go by the wal-index. */
-      uint32_t mxFrame = 0, salt1 = 0, salt2 = 0;
-      if (p->pShm0) lsReadHdr(p->pShm0, &mxFrame, &salt1, &salt2);
-      pthread_mutex_lock(&d->mu);
-      d->walDirty = 0;
-      d->ev.mxFrame = mxFrame;
-      d->ev.salt1 = salt1;
-      d->ev.salt2 = salt2;
-      d->ev.announced++;
-      if (d->ev.acked + 1 == d->ev.announced && mxFrame > 0 &&
-          mxFrame <= d->ackFrames && salt1 == d->ackSalt1 &&
-          salt2 == d->ackSalt2) {
-        /* Go read this commit's frames already (it reads up to the live
-        ** wal-index, which SQLite updates before this unlock): it is
-        ** captured, and waking Go for it would be a wasted step. */
-        d->ev.acked = d->ev.announced;
-      } else {
-        lsEventLocked(d);
-      }
-      pthread_mutex_unlock(&d->mu);
+  /* Commit boundary: announce before the real unlock so no other writer
+  ** can restart the WAL between the two. */
+  if (d->walDirty) {
+    /* The writer has already published the commit in the wal-index
+    ** header (fileformat2.html#walindexformat): mxFrame at byte 16, the
+    ** salts as raw WAL-header bytes at 32. Go trusts frames up to
+    ** mxFrame even where their checksums do not chain: SQLite leaves
+    ** such frames behind after ROLLBACK TO in a transaction that
+    ** spilled, and its own readers go by the wal-index. */
+    uint32_t mxFrame = 0, salt1 = 0, salt2 = 0;
+    if (p->pShm0) lsReadHdr(p->pShm0, &mxFrame, &salt1, &salt2);
+    pthread_mutex_lock(&d->mu);
+    d->walDirty = 0;
+    d->ev.mxFrame = mxFrame;
+    d->ev.salt1 = salt1;
+    d->ev.salt2 = salt2;
+    d->ev.announced++;
+    if (d->ev.acked + 1 == d->ev.announced && mxFrame > 0 &&
+        mxFrame <= d->ackFrames && salt1 == d->ackSalt1 &&
+        salt2 == d->ackSalt2) {
+      /* Go read this commit's frames already (it reads up to the live
+      ** wal-index, which SQLite updates before this unlock): it is
+      ** captured, and waking Go for it would be a wasted step. */
+      d->ev.acked = d->ev.announced;
+    } else {
+      lsEventLocked(d);
     }
-    d->walWriteHeld = 0;
-    return o->pMethods->xShmLock(o, ofst, n, flags);
+    pthread_mutex_unlock(&d->mu);
   }
-  rc = o->pMethods->xShmLock(o, ofst, n, flags);
-  if (rc == SQLITE_OK) d->walWriteHeld = 1;
-  return rc;
+  d->walWriteHeld = 0;
+  return o->pMethods->xShmLock(o, ofst, n, flags);
 }
 
 /* SQLite makes about six xShmLock calls per transaction, most of them

@@ -37,9 +37,10 @@ type pageWriter struct {
 
 	// Owned by the goroutine until close.
 	sum     ltx.Checksum // XOR (without the flag) of the summed pages
-	err     error        // the first write error
 	pending int64        // bytes written since the last writeback hint
-	errMu   sync.Mutex
+
+	errMu sync.Mutex
+	err   error // the first write error
 }
 
 // run is a buffer of consecutive pages.

@@ -9,9 +9,10 @@
 # the control B / A shows what this machine's noise alone does to a ratio;
 # T / A is what a second thread alone costs a single-threaded program
 # (glibc's single-threaded fast paths go), the floor for any replicator
-# that works off the application's thread. Run directories are removed only at the end, so no
-# deletion runs in the background of a timed run. Prints a table and, with
-# --write, replaces the generated section of docs/performance.md.
+# that works off the application's thread. Run directories are removed
+# only at the end, so no deletion runs in the background of a timed run.
+# Prints a table and, with --write, replaces the generated section of
+# docs/performance.md.
 #
 #   ./tests/bench.sh [--write] [ROUNDS] [N]
 set -euo pipefail
