@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/threads"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
 	"github.com/litestream-vfs/litestream_vfs/vfs"
@@ -72,6 +73,7 @@ func goLoaded(version C.int) {
 	sqliteVer = int(version)
 	if n := C.ls_batch_own_threads(); n >= 0 {
 		logger.Debug("replicator threads set to SCHED_BATCH", "threads", int(n))
+		threads.Enable() // and any later thread that runs replication work
 	}
 	if sqliteVer < 3051003 {
 		logger.Info("sqlite before 3.51.3 has a rare WAL-reset race (fixed upstream)", "sqlite_version", sqliteVer)

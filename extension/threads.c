@@ -7,10 +7,14 @@
 ** transaction, tens of times a second under load on a 2-core machine
 ** (docs/performance.md).
 **
-** The Go runtime makes its threads with pthread_create from its own
-** threads, and a new thread inherits its creator's policy, so switching the
-** threads the runtime has when the extension is loaded covers every later
-** one. The application's threads are told apart by a list taken in a
+** A new thread inherits its creator's policy, and the Go runtime makes its
+** threads with pthread_create from the thread that needs one: usually one
+** of its own, so switching the threads the runtime has when the extension
+** is loaded covers most later ones. A thread it makes while the
+** application's thread runs extension code (opening a database, say)
+** starts with the application's policy; the replicator's goroutines switch
+** the thread they run on (internal/threads). The application's threads are
+** told apart by a list taken in a
 ** constructor that runs before the Go runtime starts (constructors with a
 ** priority run before the unprioritized one the Go linker registers). A
 ** thread the application starts while the extension is being loaded may be

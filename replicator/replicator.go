@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/internal/safe"
+	"github.com/litestream-vfs/litestream_vfs/internal/threads"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/superfly/ltx"
 )
@@ -498,6 +499,7 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 		if !p.wait(ctx, r.urge) {
 			return
 		}
+		threads.Background()
 		start := time.Now()
 		r.mu.Lock()
 		batch := r.queue
@@ -669,6 +671,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 		if batch == nil {
 			continue // dropped by a spool overflow meanwhile
 		}
+		threads.Background()
 		lastPut = time.Now()
 		err := r.upload(ctx, batch)
 		p.done(lastPut, txnCount(batch), time.Since(lastPut))

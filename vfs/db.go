@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/internal/safe"
+	"github.com/litestream-vfs/litestream_vfs/internal/threads"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replicator"
 	"github.com/superfly/ltx"
@@ -235,6 +236,7 @@ func (db *DB) loop(ctx context.Context) {
 	interval := minStepInterval
 	var lastStep time.Time
 	for {
+		threads.Background()
 		db.batched = 0
 		t0 := time.Now()
 		err := db.step(ctx, ev)
