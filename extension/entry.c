@@ -13,14 +13,31 @@ SQLITE_EXTENSION_INIT3
 
 /* ---------- SQL functions ---------- */
 
+/* A forked child cannot run Go: its commits reach the replica through the
+** shared state, but it cannot wait for them. */
+#define LS_FORKED_MSG                                                       \
+  "a forked child cannot wait for the replica: its commits are replicated " \
+  "by the process that replicates this database; call it in that process " \
+  "or after exec()"
+
 static void lsSyncFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   const char *zPath = sqlite3_db_filename(db, "main");
   int timeoutMs = 30000;
   long long txid = 0;
   char *zErr = 0;
+  if (ls_forked()) {
+    sqlite3_result_error(ctx, "litestream_sync: " LS_FORKED_MSG, -1);
+    return;
+  }
   if (argc > 0 && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
     timeoutMs = sqlite3_value_int(argv[0]);
+  }
+  if (zPath && !ls_has_walindex(zPath)) {
+    /* A connection that has not read yet: reading once builds the
+    ** wal-index, which the replicator needs before it can read a
+    ** consistent state (see vfs snapshot). */
+    sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", 0, 0, 0);
   }
   if (goSync((char *)(zPath ? zPath : ""), timeoutMs, &txid, &zErr) != 0) {
     sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync failed", -1);
@@ -36,6 +53,12 @@ static void lsStatusFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *zJson;
   (void)argc;
   (void)argv;
+  if (ls_forked()) {
+    sqlite3_result_text(
+        ctx, "{\"state\":\"not-replicating\",\"reason\":\"" LS_FORKED_MSG "\"}",
+        -1, SQLITE_TRANSIENT);
+    return;
+  }
   zJson = goStatus((char *)(zPath ? zPath : ""));
   if (zJson == 0) {
     sqlite3_result_error_nomem(ctx);

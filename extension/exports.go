@@ -355,7 +355,10 @@ func goAtExit() {
 	}
 	registryMu.Unlock()
 	for _, db := range dbs {
-		if !db.Replicating() {
+		// A process that does not replicate waits for its own commits,
+		// which the owner ships; one that committed nothing has nothing
+		// to wait for.
+		if !db.Replicating() && db.Status().Commits == 0 {
 			continue
 		}
 		if _, err := db.Sync(ctx); err != nil {

@@ -67,7 +67,10 @@ func (h *host) wait(seen uint64, timeout time.Duration, gateOnly C.int) (uint64,
 	return uint64(ver), convertEvents(&ev)
 }
 
-func (h *host) Poke() { C.ls_poke(h.p) }
+func (h *host) Poke()   { C.ls_poke(h.p) }
+func (h *host) Notify() { C.ls_notify(h.p) }
+
+func (h *host) ShareState(addr unsafe.Pointer) { C.ls_set_shared(h.p, addr) }
 
 func (h *host) WALIndex() (mxFrame, salt1, salt2 uint32, ok bool) {
 	var mx, s1, s2 C.uint32_t

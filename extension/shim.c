@@ -31,33 +31,12 @@ SQLITE_EXTENSION_INIT1
 #include <time.h>
 
 #include "shim.h"
+#include "shimdb.h"
 #include "_cgo_export.h"
 
 #define LS_VFS_NAME "litestream"
 
 enum { LS_MAIN = 1, LS_WAL = 2 };
-
-struct lsDb {
-  char *zPath;
-  lsDb *pNext;
-  pthread_mutex_t mu;
-  pthread_cond_t goCond;  /* Go waits here for events */
-  pthread_cond_t appCond; /* app threads wait here at gates */
-  uint64_t ver;           /* bumped on every event Go cares about */
-  uint32_t ackSalt1, ackSalt2, ackFrames; /* Go's WAL position at its last ack */
-  lsEvents ev;
-  uint64_t urgent;   /* checkpoints started and ls_poke calls: they end a
-                     ** gate-only wait too */
-  int goWaiting;     /* Go waits for any event */
-  int goGateWaiting; /* Go waits only for gate waiters */
-  int goAttached;
-  int snapshotting;
-  int dbWritesInFlight;
-  void volatile *pShm0;      /* wal-index header mapping, while nShm0 > 0 */
-  int nShm0;                 /* main-db handles that mapped it */
-  volatile int walDirty;     /* WAL written since the last announce */
-  volatile int walWriteHeld; /* WAL_WRITE shm lock held in this process */
-};
 
 typedef struct lsFile {
   sqlite3_file base;
@@ -70,19 +49,34 @@ typedef struct lsFile {
 
 sqlite3_vfs *pOrigVfs = 0; /* the VFS wrapped; shared with realvfs.c */
 static sqlite3_vfs lsVfs;
-static pthread_mutex_t lsGlobalMu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t lsGlobalMu = PTHREAD_MUTEX_INITIALIZER;
 static lsDb *lsDbList = 0;
-static volatile int lsForked = 0;
-static int lsGateTimeoutMs = 30000;
+volatile int lsForked = 0;
+int lsGateTimeoutMs = 30000;
+
+static void lsSharedGate(lsDb *p);
+static int lsOwnsGates(lsDb *p);
 
 /* ---------- per-database state ---------- */
 
-static lsDb *lsDbFind(const char *zPath, size_t n) {
+lsDb *lsDbFind(const char *zPath, size_t n) {
   lsDb *p;
   for (p = lsDbList; p; p = p->pNext) {
     if (strlen(p->zPath) == n && memcmp(p->zPath, zPath, n) == 0) return p;
   }
   return 0;
+}
+
+/* lsDbInitSync initialises p's mutex and condition variables (waits on
+** the monotonic clock). */
+static void lsDbInitSync(lsDb *p) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_mutex_init(&p->mu, 0);
+  pthread_cond_init(&p->goCond, &ca);
+  pthread_cond_init(&p->appCond, &ca);
+  pthread_condattr_destroy(&ca);
 }
 
 /* lsDbGet returns the state for zPath, creating it. Never freed: Go keeps a
@@ -99,13 +93,7 @@ static lsDb *lsDbGet(const char *zPath) {
         free(p);
         p = 0;
       } else {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_mutex_init(&p->mu, 0);
-        pthread_cond_init(&p->goCond, &ca);
-        pthread_cond_init(&p->appCond, &ca);
-        pthread_condattr_destroy(&ca);
+        lsDbInitSync(p);
         p->pNext = lsDbList;
         lsDbList = p;
       }
@@ -123,34 +111,6 @@ static lsDb *lsDbForWal(const char *zWal) {
   p = lsDbFind(zWal, n - 4);
   pthread_mutex_unlock(&lsGlobalMu);
   return p;
-}
-
-static void lsDeadlineUs(struct timespec *ts, int64_t us) {
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += (time_t)(us / 1000000);
-  ts->tv_nsec += (long)(us % 1000000) * 1000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
-static void lsDeadline(struct timespec *ts, int ms) {
-  lsDeadlineUs(ts, (int64_t)ms * 1000);
-}
-
-/* lsEventLocked records an event for Go. Caller holds p->mu. */
-static void lsEventLocked(lsDb *p) {
-  p->ver++;
-  if (p->goWaiting) pthread_cond_signal(&p->goCond);
-}
-
-/* lsUrgentLocked records an event that also ends Go's coalescing pause (a
-** gate-only wait). Caller holds p->mu. */
-static void lsUrgentLocked(lsDb *p) {
-  p->urgent++;
-  lsEventLocked(p);
-  if (p->goGateWaiting) pthread_cond_signal(&p->goCond);
 }
 
 /* lsReadHdr copies mxFrame and the salts out of a wal-index header mapping
@@ -197,6 +157,10 @@ static int lsBehindLocked(lsDb *p) {
 ** committed frame of the generation it follows. */
 static void lsGate(lsDb *p) {
   struct timespec dl;
+  if (!lsOwnsGates(p)) {
+    lsSharedGate(p);
+    if (lsForked) return;
+  }
   pthread_mutex_lock(&p->mu);
   if (p->goAttached && !p->ev.shutdown && lsBehindLocked(p)) {
     struct timespec t0, t1;
@@ -265,117 +229,63 @@ static void lsCount(lsDb *p, int *pField, int delta) {
   pthread_mutex_unlock(&p->mu);
 }
 
-/* ---------- called by Go ---------- */
-
-uint64_t ls_wait(lsDb *p, uint64_t seenVer, int64_t timeoutUs, int gateOnly,
-                 lsEvents *out) {
-  struct timespec dl;
-  uint64_t ver, urgent;
+/* lsSharedGate is the gate of a process that does not replicate (and of a
+** forked child): before SQLite destroys WAL content it waits, bounded by
+** the gate timeout, until the owner published a capture of the
+** generation's recorded committed end. Then it counts the reset in the
+** shared state, before it happens, so the owner can tell a reset it was
+** waited for from one it never saw. A gate that gives up (or finds the
+** owner gone) is counted too: the owner answers with a snapshot. */
+static void lsSharedGate(lsDb *p) {
+  lsShared *s = p->pShared;
+  uint32_t mx, s1, s2;
+  if (s == 0) return;
   pthread_mutex_lock(&p->mu);
-  if (timeoutUs >= 0) lsDeadlineUs(&dl, timeoutUs);
-  urgent = p->urgent;
-  while ((gateOnly || p->ver == seenVer) && p->ev.gateWaiters == 0 &&
-         !(gateOnly && p->urgent != urgent) && !p->ev.shutdown) {
-    /* While Go pauses to let commits accumulate, commits must not wake it:
-    ** that would cost a futex wake per commit. */
-    if (gateOnly) {
-      p->goGateWaiting = 1;
-    } else {
-      p->goWaiting = 1;
+  mx = p->ev.endMxFrame;
+  s1 = p->ev.endSalt1;
+  s2 = p->ev.endSalt2;
+  pthread_mutex_unlock(&p->mu);
+  if (mx > 0 && ls_shared_behind(s, mx, s1, s2)) {
+    struct timespec t0, now;
+    int64_t waited = 0;
+    int n, gaveUp = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ls_shared_signal(s, 1);
+    for (n = 0; ls_shared_behind(s, mx, s1, s2); n++) {
+      uint32_t v;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      waited = (int64_t)(now.tv_sec - t0.tv_sec) * 1000000000LL +
+               (now.tv_nsec - t0.tv_nsec);
+      if (waited > (int64_t)lsGateTimeoutMs * 1000000LL ||
+          (n % 16 == 0 && ls_owner_gone(s))) {
+        gaveUp = 1;
+        break;
+      }
+      __atomic_add_fetch(&s->pubWaiters, 1, __ATOMIC_SEQ_CST);
+      v = __atomic_load_n(&s->pub, __ATOMIC_SEQ_CST);
+      if (ls_shared_behind(s, mx, s1, s2)) ls_futex_wait(&s->pub, v, 2000000L);
+      __atomic_sub_fetch(&s->pubWaiters, 1, __ATOMIC_SEQ_CST);
     }
-    if (timeoutUs >= 0) {
-      if (pthread_cond_timedwait(&p->goCond, &p->mu, &dl) == ETIMEDOUT) break;
-    } else {
-      pthread_cond_wait(&p->goCond, &p->mu);
+    if (gaveUp) {
+      __atomic_add_fetch(&s->gateTimeouts, 1, __ATOMIC_SEQ_CST);
+      sqlite3_log(SQLITE_WARNING,
+                  "litestream: %s: the replicating process did not capture "
+                  "in %d ms before this process reset the WAL; a snapshot "
+                  "will follow", p->zPath, (int)(waited / 1000000));
     }
+    pthread_mutex_lock(&p->mu);
+    p->ev.gateWaits++;
+    p->ev.gateWaitNs += (uint64_t)waited;
+    pthread_mutex_unlock(&p->mu);
   }
-  p->goWaiting = 0;
-  p->goGateWaiting = 0;
-  *out = p->ev;
-  ver = p->ver;
-  pthread_mutex_unlock(&p->mu);
-  return ver;
+  __atomic_add_fetch(&s->restarts, 1, __ATOMIC_SEQ_CST);
 }
 
-void ls_poke(lsDb *p) {
-  pthread_mutex_lock(&p->mu);
-  lsUrgentLocked(p);
-  pthread_mutex_unlock(&p->mu);
+/* lsOwnsGates reports whether this process's replicator answers its gates
+** (it replicates, and this is not a forked child). */
+static int lsOwnsGates(lsDb *p) {
+  return !lsForked && __atomic_load_n(&p->goAttached, __ATOMIC_ACQUIRE);
 }
-
-void ls_get_events(lsDb *p, lsEvents *out) {
-  pthread_mutex_lock(&p->mu);
-  *out = p->ev;
-  pthread_mutex_unlock(&p->mu);
-}
-
-/* ls_walindex reads mxFrame and the salts from the live wal-index header,
-** taking the two copies SQLite keeps (bytes 0-47 and 48-95) only when they
-** agree, as its readers do. Returns 0 if there is no mapping or no stable
-** read. */
-int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
-                uint32_t *pSalt2) {
-  int ok = 0, tries;
-  pthread_mutex_lock(&p->mu);
-  for (tries = 0; p->pShm0 && tries < 100 && !ok; tries++) {
-    unsigned char a[48], b[48];
-    const volatile unsigned char *h = (const volatile unsigned char *)p->pShm0;
-    int i;
-    for (i = 0; i < 48; i++) a[i] = h[i];
-    __sync_synchronize();
-    for (i = 0; i < 48; i++) b[i] = h[48 + i];
-    if (memcmp(a, b, 48) == 0 && a[12] /* isInit */) {
-      memcpy(pMxFrame, a + 16, 4);
-      *pSalt1 = ((uint32_t)a[32] << 24) | ((uint32_t)a[33] << 16) |
-                ((uint32_t)a[34] << 8) | a[35];
-      *pSalt2 = ((uint32_t)a[36] << 24) | ((uint32_t)a[37] << 16) |
-                ((uint32_t)a[38] << 8) | a[39];
-      ok = 1;
-    }
-  }
-  pthread_mutex_unlock(&p->mu);
-  return ok;
-}
-
-void ls_ack(lsDb *p, uint64_t seq, uint32_t salt1, uint32_t salt2,
-            uint32_t frames) {
-  pthread_mutex_lock(&p->mu);
-  if (seq > p->ev.acked) p->ev.acked = seq;
-  p->ackSalt1 = salt1;
-  p->ackSalt2 = salt2;
-  p->ackFrames = frames;
-  pthread_cond_broadcast(&p->appCond);
-  pthread_mutex_unlock(&p->mu);
-}
-
-void ls_set_attached(lsDb *p, int attached) {
-  pthread_mutex_lock(&p->mu);
-  p->goAttached = attached;
-  pthread_cond_broadcast(&p->appCond);
-  pthread_mutex_unlock(&p->mu);
-}
-
-void ls_snapshot_begin(lsDb *p) {
-  pthread_mutex_lock(&p->mu);
-  p->snapshotting = 1;
-  while (p->dbWritesInFlight > 0 && !p->ev.shutdown) {
-    pthread_cond_wait(&p->goCond, &p->mu);
-  }
-  pthread_mutex_unlock(&p->mu);
-}
-
-void ls_snapshot_end(lsDb *p) {
-  pthread_mutex_lock(&p->mu);
-  p->snapshotting = 0;
-  pthread_cond_broadcast(&p->appCond);
-  pthread_mutex_unlock(&p->mu);
-}
-
-void ls_set_gate_timeout_ms(int ms) {
-  if (ms > 0) lsGateTimeoutMs = ms;
-}
-
-void ls_log(int code, const char *zMsg) { sqlite3_log(code, "%s", zMsg); }
 
 /* ---------- io methods ---------- */
 
@@ -402,7 +312,10 @@ __attribute__((noinline)) static int lsWriteWatched(sqlite3_file *pFile,
   lsFile *p = (lsFile *)pFile;
   sqlite3_file *o = ORIGFILE(pFile);
   int rc;
-  if (lsForked) return o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+  if (lsForked) {
+    if (p->kind == LS_WAL && iOfst == 0) lsGate(p->pDb);
+    return o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+  }
   if (p->kind == LS_WAL) {
     lsDb *d = p->pDb;
     if (iOfst == 0) lsGate(d);
@@ -437,7 +350,10 @@ static int lsTruncate(sqlite3_file *pFile, sqlite3_int64 size) {
   lsFile *p = (lsFile *)pFile;
   sqlite3_file *o = ORIGFILE(pFile);
   int rc;
-  if (lsForked) return o->pMethods->xTruncate(o, size);
+  if (lsForked) {
+    if (p->kind == LS_WAL) lsGate(p->pDb);
+    return o->pMethods->xTruncate(o, size);
+  }
   if (p->kind == LS_WAL) {
     lsGate(p->pDb);
     return o->pMethods->xTruncate(o, size);
@@ -485,7 +401,7 @@ static int lsShmMap(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
   lsFile *p = (lsFile *)pFile;
   int rc = ORIGFILE(pFile)->pMethods->xShmMap(ORIGFILE(pFile), iPg, pgsz,
                                               bExtend, pp);
-  if (rc == SQLITE_OK && iPg == 0 && *pp && p->pShm0 == 0 && !lsForked) {
+  if (rc == SQLITE_OK && iPg == 0 && *pp && p->pShm0 == 0) {
     p->pShm0 = *pp;
     pthread_mutex_lock(&p->pDb->mu);
     p->pDb->pShm0 = *pp;
@@ -516,7 +432,7 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     }
     return rc;
   }
-  if (!lsForked && ofst == 4 && n == SQLITE_SHM_NLOCK - 4 &&
+  if (ofst == 4 && n == SQLITE_SHM_NLOCK - 4 &&
       flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
     /* READ_LOCK(1..4) taken exclusively at once: a writer or checkpointer
     ** is about to restart the WAL (walRestartHdr resets the wal-index
@@ -527,7 +443,13 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     return rc;
   }
   /* Taking WAL_WRITE is lsShmLock's; what is left to watch is its release. */
-  if (lsForked || ofst != 0 || flags != (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
+  if (ofst != 0 || flags != (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
+    return o->pMethods->xShmLock(o, ofst, n, flags);
+  }
+  if (lsForked) {
+    /* A forked child's commits: the parent's replicator (or whichever
+    ** process owns replication) is told through the shared state. */
+    if (d->pShared) ls_shared_signal(d->pShared, 0);
     return o->pMethods->xShmLock(o, ofst, n, flags);
   }
   /* Commit boundary: announce before the real unlock so no other writer
@@ -558,6 +480,8 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
       lsEventLocked(d);
     }
     pthread_mutex_unlock(&d->mu);
+    /* Another process replicates: tell it. */
+    if (d->pShared && !lsOwnsGates(d)) ls_shared_signal(d->pShared, 0);
   }
   d->walWriteHeld = 0;
   return o->pMethods->xShmLock(o, ofst, n, flags);
@@ -586,7 +510,7 @@ static void lsShmBarrier(sqlite3_file *pFile) {
 }
 static int lsShmUnmap(sqlite3_file *pFile, int deleteFlag) {
   lsFile *p = (lsFile *)pFile;
-  if (p->pShm0 && !lsForked) {
+  if (p->pShm0) {
     lsRecordEnd(p); /* a close may checkpoint and delete the WAL next */
     /* Forget the mapping before the real unmap can remove it. */
     pthread_mutex_lock(&p->pDb->mu);
@@ -640,11 +564,23 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
   lsDb *d = 0;
   int rc;
   (void)pVfs;
-  if (lsForked || zName == 0 ||
-      (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) == 0) {
+  if (zName == 0 || (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) == 0) {
     return pOrigVfs->xOpen(pOrigVfs, zName, pFile, flags, pOutFlags);
   }
-  if (flags & SQLITE_OPEN_MAIN_DB) {
+  if (lsForked) {
+    /* A forked child cannot run Go: only databases the parent opened are
+    ** wrapped, so their commits and WAL resets reach the shared state. */
+    if (flags & SQLITE_OPEN_MAIN_DB) {
+      pthread_mutex_lock(&lsGlobalMu);
+      d = lsDbFind(zName, strlen(zName));
+      pthread_mutex_unlock(&lsGlobalMu);
+    } else {
+      d = lsDbForWal(zName);
+    }
+    if (d == 0 || d->pShared == 0) {
+      return pOrigVfs->xOpen(pOrigVfs, zName, pFile, flags, pOutFlags);
+    }
+  } else if (flags & SQLITE_OPEN_MAIN_DB) {
     char *zParams = lsParams(zName);
     char *zErr = 0;
     d = lsDbGet(zName);
@@ -676,13 +612,13 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
   p->kind = (flags & SQLITE_OPEN_MAIN_DB) ? LS_MAIN : LS_WAL;
   p->pDb = d;
   p->base.pMethods = &lsIoMethods;
-  lsCount(d, p->kind == LS_WAL ? &d->ev.nWalOpen : &d->ev.nConn, 1);
+  if (!lsForked) lsCount(d, p->kind == LS_WAL ? &d->ev.nWalOpen : &d->ev.nConn, 1);
   return SQLITE_OK;
 }
 
 static int lsDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir) {
   (void)pVfs;
-  if (!lsForked && zName) {
+  if (zName) {
     lsDb *d = lsDbForWal(zName);
     if (d) lsGate(d);
   }
@@ -690,8 +626,17 @@ static int lsDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir) {
 }
 /* ---------- process hooks ---------- */
 
-/* After fork() the child's Go runtime is unusable: pass everything through. */
-static void lsAtForkChild(void) { lsForked = 1; }
+/* After fork() the child's Go runtime is unusable: the shim only passes
+** through, but for what it tells the shared state. Another thread of the
+** parent may have held a mutex at the fork: the child's copies start over. */
+static void lsAtForkChild(void) {
+  lsDb *p;
+  lsForked = 1;
+  pthread_mutex_init(&lsGlobalMu, 0);
+  for (p = lsDbList; p; p = p->pNext) lsDbInitSync(p);
+}
+
+int ls_forked(void) { return lsForked; }
 
 static void lsAtExit(void) {
   lsDb *p;

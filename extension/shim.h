@@ -32,6 +32,45 @@ typedef struct lsEvents {
   int shutdown;              /* the process is exiting */
 } lsEvents;
 
+/* lsShared is the layout of <db>-litestream/shared, the state the
+** processes of one host share for a database (vfs/shared.go documents each
+** field and who writes it; a test checks the two agree). Every process maps
+** it; the shim of a process that does not replicate signals its commits
+** through seq and holds its WAL resets until the owner's published capture
+** position covers them. */
+typedef struct lsShared {
+  uint32_t magic, version;
+  uint32_t seq;          /* futex: bumped at commits, sync requests, gate waits */
+  uint32_t ownerWaiting; /* 1 while the owner's watcher sleeps on seq */
+  uint32_t urgent;       /* bumped by gate waiters and sync requests */
+  uint32_t pub;          /* futex: bumped by the owner after each publish */
+  uint32_t pubWaiters;   /* processes sleeping on pub */
+  uint32_t ownerPid;
+  uint64_t restarts;     /* WAL resets let through by non-owner gates */
+  uint64_t gateTimeouts; /* non-owner gates that gave up */
+  uint32_t syncReq;
+  uint32_t lock;         /* seqlock over the fields below: odd while written */
+  uint32_t capSalt1, capSalt2, capFrames, following;
+  uint64_t capTXID, replTXID;
+  uint32_t stepReq, stepSeq, state, pendingBytes;
+  char reason[256];
+  char lastError[256];
+} lsShared;
+
+/* shared.c. ls_shared_signal records a commit or gate wait (urgent) for
+** the owner and wakes its watcher; ls_shared_behind reports whether the
+** owner follows a generation and has not published a capture of (s1, s2)
+** up to frame mx; ls_owner_gone whether no live process owns replication;
+** ls_futex_wait sleeps while *w == val, at most ns nanoseconds. */
+void ls_shared_signal(lsShared *s, int urgent);
+int ls_shared_behind(lsShared *s, uint32_t mx, uint32_t s1, uint32_t s2);
+int ls_owner_gone(lsShared *s);
+void ls_futex_wait(uint32_t *w, uint32_t val, long ns);
+
+/* ls_forked reports whether this process is a fork() child of the one
+** that loaded the extension. */
+int ls_forked(void);
+
 /* pOrigVfs is the VFS the litestream VFS wraps (the default VFS at
 ** registration); shim.c sets it, realvfs.c opens files with it. */
 struct sqlite3_vfs;
@@ -66,6 +105,15 @@ uint64_t ls_wait(lsDb *p, uint64_t seenVer, int64_t timeoutUs, int gateOnly,
                  lsEvents *out);
 /* ls_poke wakes ls_wait. */
 void ls_poke(lsDb *p);
+/* ls_notify wakes ls_wait unless it waits for gates only (another
+** process committed: not urgent). */
+void ls_notify(lsDb *p);
+/* ls_set_shared gives the shim the process's mapping of the shared state;
+** it is never unmapped. */
+void ls_set_shared(lsDb *p, void *pShared);
+/* ls_has_walindex reports whether a connection of this process has the
+** wal-index of database zPath mapped. */
+int ls_has_walindex(const char *zPath);
 void ls_ack(lsDb *p, uint64_t seq, uint32_t salt1, uint32_t salt2,
             uint32_t frames);
 int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,

@@ -39,6 +39,13 @@ func (c *pageChecksums) truncate(commit uint32) {
 	c.commit = commit
 }
 
+// clone returns a copy of the table.
+func (c *pageChecksums) clone() *pageChecksums {
+	n := *c
+	n.crcs = append([]ltx.Checksum(nil), c.crcs...)
+	return &n
+}
+
 // get returns the checksum of page pgno, zero past the end.
 func (c *pageChecksums) get(pgno uint32) ltx.Checksum {
 	if pgno > uint32(len(c.crcs)) {

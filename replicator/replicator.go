@@ -4,13 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +77,9 @@ type Replicator struct {
 	lastErrAt  time.Time
 	errActive  bool // lastErr has not been followed by a successful upload
 	overflowed bool // the spool overflowed; cleared once a snapshot is in the replica
+	opened     bool // Open loaded the spool and the local position
+	confirmed  bool // replicated was confirmed by the store since Open (see confirm)
+	epoch      int  // bumped when confirm finds the replica moved: older entries are stale
 	uploads    int64
 
 	wake       chan struct{} // uploader
@@ -132,13 +130,27 @@ func (r *Replicator) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	repPos, err := r.replicaPos(ctx)
+	repPos, err := r.loadPosition()
+	confirmed := false
 	if err != nil {
-		return err
+		// No position file (a first start): ask the store, briefly. If it
+		// does not answer, the uploader confirms later.
+		actx, cancel := context.WithTimeout(ctx, openWait)
+		p, err := r.replicaPos(actx)
+		cancel()
+		if err == nil {
+			repPos, confirmed = p, true
+		} else {
+			repPos = ltx.Pos{}
+			r.logger.Info("replica position unknown at open; spooling, the uploader asks again", "err", err)
+		}
 	}
 	r.mu.Lock()
+	defer poke(r.wake) // the uploader may start: confirm, then ship
 	defer r.mu.Unlock()
+	r.opened = true
 	r.replicated = repPos
+	r.confirmed = confirmed
 	r.pos = repPos
 	r.durable = repPos
 	r.pending = r.pending[:0]
@@ -152,62 +164,6 @@ func (r *Replicator) Open(ctx context.Context) error {
 		r.durable = r.pos
 	}
 	return nil
-}
-
-// replicaPos returns the position of the newest file in the replica.
-func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {
-	var best *ltx.FileInfo
-	for _, level := range []int{0, replica.SnapshotLevel} {
-		infos, err := r.client.LTXFiles(ctx, level)
-		if err != nil {
-			return ltx.Pos{}, fmt.Errorf("list replica level %d: %w", level, err)
-		}
-		if n := len(infos); n > 0 && (best == nil || infos[n-1].MaxTXID > best.MaxTXID) {
-			best = infos[n-1]
-		}
-	}
-	if best == nil {
-		return ltx.Pos{}, nil
-	}
-	rc, err := r.client.OpenLTXFile(ctx, best.Level, best.MinTXID, best.MaxTXID)
-	if err != nil {
-		return ltx.Pos{}, fmt.Errorf("open replica file: %w", err)
-	}
-	defer rc.Close()
-	post, err := trailerOf(rc)
-	if err != nil {
-		return ltx.Pos{}, fmt.Errorf("read replica file %s: %w", ltx.FormatFilename(best.MinTXID, best.MaxTXID), err)
-	}
-	if post == 0 {
-		// A file without checksums: the position file left by the last
-		// upload knows the checksum if it names the same TXID; otherwise
-		// the checksum stays unknown and the next capture snapshots.
-		if saved, err := r.loadPosition(); err == nil && saved.TXID == best.MaxTXID {
-			post = saved.PostApplyChecksum
-		}
-	}
-	return ltx.Pos{TXID: best.MaxTXID, PostApplyChecksum: post}, nil
-}
-
-// positionPath is where the last replicated position is kept for replicas
-// whose files carry no checksums.
-func (r *Replicator) positionPath() string { return filepath.Join(r.spool.dir, "position") }
-
-func (r *Replicator) loadPosition() (ltx.Pos, error) {
-	b, err := os.ReadFile(r.positionPath())
-	if err != nil {
-		return ltx.Pos{}, err
-	}
-	return ltx.ParsePos(strings.TrimSpace(string(b)))
-}
-
-// savePosition records pos (best effort, no fsync: a stale or missing file
-// only costs a snapshot on the next open).
-func (r *Replicator) savePosition(pos ltx.Pos) {
-	tmp := r.positionPath() + ".tmp"
-	if err := os.WriteFile(tmp, []byte(pos.String()+"\n"), 0o644); err == nil {
-		_ = os.Rename(tmp, r.positionPath())
-	}
 }
 
 // Start launches the committer (fsync and rename of captured files) and
@@ -246,6 +202,22 @@ func (r *Replicator) Initialized() bool { return r.crcs != nil && !r.broken.Load
 // Reset forgets the base state; the next capture must snapshot.
 func (r *Replicator) Reset() { r.crcs = nil }
 
+// openState reports whether Open ran and whether the store confirmed the
+// replicated position since.
+func (r *Replicator) openState() (opened, confirmed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opened, r.confirmed
+}
+
+// Changed returns a channel closed at the next change of state (a file
+// captured, made durable or uploaded, an error).
+func (r *Replicator) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
 // Pos returns the last spooled position.
 func (r *Replicator) Pos() ltx.Pos {
 	r.mu.Lock()
@@ -274,31 +246,6 @@ func scan(pageSize, commit uint32, read PageReader) (*pageChecksums, error) {
 		c.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
 	}
 	return c, nil
-}
-
-// Reconcile reads the database state and, if its checksum equals the last
-// spooled position's, adopts it as the base state so capture resumes
-// without a snapshot. It reports whether it matched. verify (optional)
-// runs after the last page is read; its error is returned.
-func (r *Replicator) Reconcile(pageSize, commit uint32, read PageReader, verify func() error) (bool, error) {
-	pos := r.Pos()
-	if pos.TXID == 0 || commit == 0 || r.broken.Load() {
-		// A broken chain (files dropped from the spool) cannot be resumed
-		// even where the state matches: the replica lacks what was dropped.
-		return false, nil
-	}
-	c, err := scan(pageSize, commit, read)
-	if err == nil && verify != nil {
-		err = verify()
-	}
-	if err != nil {
-		return false, err
-	}
-	if c.Checksum() != pos.PostApplyChecksum {
-		return false, nil
-	}
-	r.crcs = c
-	return true, nil
 }
 
 // Snapshot writes the whole state as a snapshot (MinTXID 1) at the snapshot
@@ -450,6 +397,15 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 // fsync happens off the capture path.
 func (r *Replicator) added(e *spoolEntry) {
 	r.mu.Lock()
+	if e.MaxTXID <= r.pos.TXID {
+		// Built on a position confirm has since moved past: its TXIDs
+		// are the replica's already. A snapshot restarts the chain.
+		r.mu.Unlock()
+		r.spool.release(e)
+		r.breakChain("a captured file was built on a position the replica had moved past; a snapshot will follow", nil)
+		return
+	}
+	e.epoch = r.epoch
 	r.queue = append(r.queue, e)
 	r.pos = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
 	r.notifyLocked()
@@ -525,6 +481,10 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 		p.done(start, txnCount(batch), time.Since(start))
 		r.mu.Lock()
 		for _, e := range keep {
+			if e.epoch != r.epoch || (r.confirmed && e.MaxTXID <= r.replicated.TXID) {
+				r.spool.release(e) // dropped by confirm meanwhile, or already in the replica
+				continue
+			}
 			r.pending = append(r.pending, e)
 			r.durable = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
 		}
@@ -608,161 +568,6 @@ func (r *Replicator) dropOnOverflowLocked() bool {
 	return true
 }
 
-// Bounds of one merged upload.
-const (
-	maxMergeFiles = 1024
-	maxMergeBytes = 64 << 20
-)
-
-// nextBatch returns the entries the next upload covers: the first pending
-// entry and, if it is a level-0 file, the contiguous level-0 files after
-// it. Under load this turns many small spool records into one object.
-func (r *Replicator) nextBatch() []*spoolEntry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.pending) == 0 {
-		return nil
-	}
-	n, size := 1, r.pending[0].Size
-	if r.pending[0].Level == 0 {
-		for n < len(r.pending) && n < maxMergeFiles {
-			e := r.pending[n]
-			if e.Level != 0 || e.MinTXID != r.pending[n-1].MaxTXID+1 || size+e.Size > maxMergeBytes {
-				break
-			}
-			size += e.Size
-			n++
-		}
-	}
-	return append([]*spoolEntry(nil), r.pending[:n]...)
-}
-
-func (r *Replicator) uploadLoop(ctx context.Context) {
-	backoff := r.opts.RetryMin
-	var lastPut time.Time
-	var interval time.Duration
-	var p pacer
-	if r.opts.MaxPutsPerSecond > 0 {
-		interval = time.Duration(float64(time.Second) / r.opts.MaxPutsPerSecond)
-	}
-	for {
-		if r.nextBatch() == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-r.wake:
-			}
-			continue
-		}
-		// Keep to the PUT rate; what queues meanwhile joins this upload.
-		// Without a cap (a local directory), uploads are paced by their
-		// cost under sustained load instead (see pacer).
-		if wait := time.Until(lastPut.Add(interval)); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-		}
-		if interval == 0 && !p.wait(ctx, r.uploadUrge) {
-			return
-		}
-		batch := r.nextBatch()
-		if batch == nil {
-			continue // dropped by a spool overflow meanwhile
-		}
-		threads.Background()
-		lastPut = time.Now()
-		err := r.upload(ctx, batch)
-		p.done(lastPut, txnCount(batch), time.Since(lastPut))
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			r.setError(err)
-			r.checkOverflow()
-			wait := backoff
-			if errors.Is(err, replica.ErrPermanent) {
-				wait = r.opts.PermanentRetry
-			}
-			wait = jitter(wait)
-			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", wait, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			backoff = min(backoff*2, r.opts.RetryMax)
-			continue
-		}
-		backoff = r.opts.RetryMin
-	}
-}
-
-// jitter spreads d by ±20% so that many clients retrying after a shared
-// outage do not hit the store in step.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
-}
-
-func batchName(batch []*spoolEntry) string {
-	return ltx.FormatFilename(batch[0].MinTXID, batch[len(batch)-1].MaxTXID)
-}
-
-// upload writes batch to the replica as one LTX file, merging several
-// with ltx.Compactor.
-func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
-	first, last := batch[0], batch[len(batch)-1]
-	var src io.Reader
-	if len(batch) == 1 {
-		src = r.spool.reader(first)
-	} else {
-		rdrs := make([]io.Reader, len(batch))
-		for i, e := range batch {
-			rdrs[i] = r.spool.reader(e)
-		}
-		pr, pw := io.Pipe()
-		cmp, err := ltx.NewCompactor(pw, rdrs)
-		if err != nil {
-			return fmt.Errorf("merge %s: %w", batchName(batch), err)
-		}
-		cmp.HeaderFlags = r.headerFlags()
-		go func() {
-			err := cmp.Compact(ctx)
-			if err != nil {
-				err = fmt.Errorf("merge %s: %w", batchName(batch), err)
-			}
-			pw.CloseWithError(err)
-		}()
-		defer pr.Close()
-		src = pr
-	}
-	if _, err := r.client.WriteLTXFile(ctx, first.Level, first.MinTXID, last.MaxTXID, src); err != nil {
-		return fmt.Errorf("write %s to replica: %w", batchName(batch), err)
-	}
-	for _, e := range batch {
-		r.spool.release(e)
-	}
-	r.mu.Lock()
-	// Remove the batch by identity: an overflow may have dropped it meanwhile.
-	r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool { return slices.Contains(batch, e) })
-	if first.MinTXID == 1 {
-		r.overflowed = false // a snapshot closes any gap
-	}
-	if last.MaxTXID > r.replicated.TXID {
-		r.replicated = ltx.Pos{TXID: last.MaxTXID, PostApplyChecksum: last.Post}
-	}
-	r.uploads++
-	r.errActive = false
-	replicated := r.replicated
-	r.notifyLocked()
-	r.mu.Unlock()
-	if r.opts.NoChecksum {
-		r.savePosition(replicated)
-	}
-	return nil
-}
-
 func (r *Replicator) setError(err error) {
 	r.mu.Lock()
 	r.lastErr, r.lastErrAt, r.errActive = err, time.Now(), true
@@ -776,7 +581,7 @@ func (r *Replicator) WaitReplicated(ctx context.Context, txid ltx.TXID) error {
 	r.Urge()
 	for {
 		r.mu.Lock()
-		done, ch := r.replicated.TXID >= txid, r.changed
+		done, ch := r.confirmed && r.replicated.TXID >= txid, r.changed
 		r.mu.Unlock()
 		if done {
 			return nil
@@ -801,6 +606,7 @@ type Status struct {
 	LastError      string
 	LastErrorAt    time.Time
 	ErrorActive    bool // the last upload attempt failed
+	Confirmed      bool // the store confirmed ReplicatedTXID since Open (before that it is 0: unknown)
 	NeedsSnapshot  bool // the spool overflowed and no snapshot has reached the replica since
 }
 
@@ -809,13 +615,16 @@ func (r *Replicator) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := Status{
-		Replica:        r.client.String(),
-		LocalTXID:      r.pos.TXID,
-		ReplicatedTXID: r.replicated.TXID,
-		PendingFiles:   len(r.pending),
-		PendingTXNs:    int64(r.pos.TXID - r.replicated.TXID),
-		Uploads:        r.uploads,
+		Replica:      r.client.String(),
+		LocalTXID:    r.pos.TXID,
+		PendingFiles: len(r.pending),
+		Uploads:      r.uploads,
+		Confirmed:    r.confirmed,
 	}
+	if r.confirmed {
+		st.ReplicatedTXID = r.replicated.TXID
+	}
+	st.PendingTXNs = int64(st.LocalTXID - st.ReplicatedTXID)
 	for _, e := range r.pending {
 		st.PendingBytes += e.Size
 	}

@@ -138,6 +138,12 @@ func (h *harness) sync(txid ltx.TXID) {
 // check restores the replica and compares it with m.
 func (h *harness) check(m *model, txid ltx.TXID) {
 	h.t.Helper()
+	h.checkImage(m.image(), txid)
+}
+
+// checkImage restores the replica at txid and compares it with want.
+func (h *harness) checkImage(want []byte, txid ltx.TXID) {
+	h.t.Helper()
 	h.restore++
 	out := filepath.Join(h.dir, "restore"+string(rune('a'+h.restore))+".db")
 	res, err := restore.Restore(h.ctx, file.NewClient(h.repDir), restore.Options{OutputPath: out, TXID: txid})
@@ -148,8 +154,8 @@ func (h *harness) check(m *model, txid ltx.TXID) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if !bytes.Equal(got, m.image()) {
-		h.t.Fatalf("restored image differs (%d vs %d bytes)", len(got), len(m.image()))
+	if !bytes.Equal(got, want) {
+		h.t.Fatalf("restored image at TXID %d differs (%d vs %d bytes)", txid, len(got), len(want))
 	}
 	if res.TXID != txid {
 		h.t.Fatalf("restored TXID %d, want %d", res.TXID, txid)

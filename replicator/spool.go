@@ -47,6 +47,7 @@ type spoolEntry struct {
 	seg      *segment
 	off      int64 // offset of the LTX file in the segment
 	released bool  // guarded by spool.mu
+	epoch    int   // Replicator.epoch when it was captured; guarded by Replicator.mu
 }
 
 type segment struct {

@@ -702,14 +702,15 @@ func TestMultiProcess(t *testing.T) {
 		for _, l := range lines[:len(lines)/2] {
 			p2.must(l)
 		}
-		if st := p2.status(); st.State() != "not-replicating" {
-			t.Fatalf("second process state=%q while the first replicates, want not-replicating: %s", st.State(), st)
+		pid1, pid2 := int64(p1.cmd.Process.Pid), int64(p2.cmd.Process.Pid)
+		if st := p2.status(); st.Int("owner_pid") != pid1 {
+			t.Fatalf("second process: owner_pid=%d while the first (pid %d) replicates: %s", st.Int("owner_pid"), pid1, st)
 		}
 		p1.sync(60000)
 		if r := p1.close(); r.Code != 0 {
 			t.Fatalf("C client 1 exit\n%s", r)
 		}
-		st, ok := p2.pollStatus(30*time.Second, func(st status) bool { return st.State() != "not-replicating" })
+		st, ok := p2.pollStatus(30*time.Second, func(st status) bool { return st.Int("owner_pid") == pid2 && st.State() != "starting" })
 		if !ok {
 			t.Fatalf("second process did not take over after the first exited: %s", st)
 		}

@@ -409,7 +409,7 @@ var statusKeys = []string{"db", "replica", "state", "local_txid", "replicated_tx
 	"pending_txns", "pending_bytes", "last_error", "last_error_at", "reason"}
 
 // validStates are the values of status.state.
-var validStates = map[string]bool{"ok": true, "behind": true, "error": true, "needs-snapshot": true, "not-replicating": true}
+var validStates = map[string]bool{"starting": true, "ok": true, "behind": true, "error": true, "needs-snapshot": true, "not-replicating": true}
 
 // parseStatus decodes one litestream_status() result and checks its shape.
 func parseStatus(tb testing.TB, s string) status {
@@ -430,7 +430,7 @@ func parseStatus(tb testing.TB, s string) status {
 		tb.Errorf("litestream_status() lacks keys %v: %s", missing, s)
 	}
 	if !validStates[st.State()] {
-		tb.Errorf("litestream_status() state=%q, not one of ok|behind|error|needs-snapshot|not-replicating: %s", st.State(), s)
+		tb.Errorf("litestream_status() state=%q, not one of starting|ok|behind|error|needs-snapshot|not-replicating: %s", st.State(), s)
 	}
 	return st
 }

@@ -135,6 +135,63 @@ func TestS3(t *testing.T) {
 		})
 	}
 
+	// StoreDownAtBoot (issue 9, item 4): a process that opens the database
+	// while the store is down spools from its first commit (it used to
+	// fail every capture step at "open replicator: list replica"); its
+	// commits, and those of the next process, reach the replica as LTX
+	// history once the store is back, with no new snapshot, and a fresh
+	// process's litestream_sync returns the TXID the replica then holds.
+	t.Run("StoreDownAtBoot", func(t *testing.T) {
+		srv := s3test.Start(t) // its own server: this test stops it
+		creds := []string{"LITESTREAM_ACCESS_KEY_ID=" + srv.AccessKey, "LITESTREAM_SECRET_ACCESS_KEY=" + srv.SecretKey}
+		_, db := newDB(t)
+		bucket := srv.NewBucket(t)
+		uri := dbURI(db, "replica=s3://"+bucket+"/db", "endpoint="+srv.Endpoint)
+		lines := workload(newSeed(t), 90)
+		shellWrite(t, db, uri, append(append([]string{"PRAGMA journal_mode=WAL;"}, lines[:30]...), syncLine(60000)), shellOpts{Env: creds})
+		srv.Stop()
+		flush := append([]string{"LITESTREAM_EXIT_FLUSH_MS=200"}, creds...)
+		p := startC(t, db, uri, flush)
+		for _, l := range lines[30:60] {
+			p.must(l)
+		}
+		st, ok := p.pollStatus(30*time.Second, func(st status) bool { return st.State() == "error" })
+		if !ok || !strings.Contains(st.Str("last_error"), "connect") {
+			t.Errorf("status with the store down since open: want error naming the connection: %s", st)
+		}
+		if r := p.close(); r.Code != 0 {
+			t.Fatalf("C client exit\n%s", r)
+		}
+		if segs, _ := filepath.Glob(db + "-litestream/spool/*.seg"); len(segs) == 0 {
+			t.Fatalf("nothing spooled while the store was down")
+		}
+		p = startC(t, db, uri, creds) // still down
+		for _, l := range lines[60:] {
+			p.must(l)
+		}
+		srv.Restart(t)
+		txid := lastTXID(t, shellWrite(t, db, uri, []string{syncLine(60000)}, shellOpts{Env: creds}))
+		if st := p.status(); st.Int("replicated_txid") < txid || st.Int("local_txid") != txid {
+			t.Errorf("after the store came back: fresh process synced %d, owner says %s", txid, st)
+		}
+		if r := p.close(); r.Code != 0 {
+			t.Fatalf("C client exit\n%s", r)
+		}
+		u := "s3://" + bucket + "/db?endpoint=" + url.QueryEscape(srv.Endpoint)
+		r := runCmd(t, t.TempDir(), creds, nil, ltxrestorePath, "ls", "-json", u)
+		if r.Code != 0 {
+			t.Fatalf("ltxrestore ls\n%s", r)
+		}
+		if n := strings.Count(strings.ReplaceAll(r.Stdout, " ", ""), `"level":9`); n != 1 {
+			t.Errorf("%d snapshots in the replica, want 1: the outage's commits must arrive as history\n%s", n, r.Stdout)
+		}
+		out := filepath.Join(t.TempDir(), "restored.db")
+		if r := runCmd(t, filepath.Dir(out), creds, nil, ltxrestorePath, "-o", out, u); r.Code != 0 {
+			t.Fatalf("ltxrestore from %s failed\n%s", u, r)
+		}
+		compareDBs(t, db, out)
+	})
+
 	// TLS with a private CA: ca= makes it work; without it the status says
 	// why and commits go on.
 	t.Run("PrivateCA", func(t *testing.T) {

@@ -2,14 +2,12 @@ package vfs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,11 +18,11 @@ import (
 	"github.com/litestream-vfs/litestream_vfs/internal/threads"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replicator"
-	"github.com/superfly/ltx"
 )
 
 // States reported by Status.
 const (
+	StateStarting       = "starting"
 	StateOK             = "ok"
 	StateBehind         = "behind"
 	StateError          = "error"
@@ -93,13 +91,18 @@ type DB struct {
 	fol    *Follower
 	logger *slog.Logger
 	lock   *os.File
+	sh     *shared // the host's shared state of this database
 
 	// Owned by the capture goroutine.
 	seen         Events
+	shBase       Events      // the shared counters when this process took over
+	covered      *Events     // counters a snapshot (or resume) just covered, for seen
 	genRestarts  uint64      // Restarts when the followed generation was adopted
 	owner        atomic.Bool // this process holds the replication lock
 	exclusive    bool
-	batched      int // transactions captured by the current step
+	ino          uint64 // inode of the database file when first seen
+	replaced     string // set once the file at the path is not that inode
+	batched      int    // transactions captured by the current step
 	needSnapshot bool
 	opened       bool
 
@@ -109,8 +112,10 @@ type DB struct {
 	reason    string // why the database is not replicating, if it is not
 	lastErr   error
 	lastErrAt time.Time
-	errActive bool // the last step failed
-	pending   bool // a snapshot is owed
+	errActive bool      // the last step failed
+	pending   bool      // a snapshot is owed
+	stepped   bool      // a step completed since this process took over
+	pub       sharedPos // what the last completed step publishes
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -133,6 +138,9 @@ func Open(cfg Config) (*DB, error) {
 		logger:  cfg.Logger.With("db", cfg.Path),
 		changed: make(chan struct{}),
 	}
+	if st, err := os.Stat(cfg.Path); err == nil {
+		db.ino = st.Sys().(*syscall.Stat_t).Ino
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
@@ -141,6 +149,13 @@ func Open(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	db.lock = lock
+	sh, err := openShared(filepath.Join(cfg.StateDir, "shared"))
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	db.sh = sh
+	db.host.ShareState(sh.Addr())
 	db.rep = replicator.New(cfg.Replica, replicator.Options{
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
 		Logger:   db.logger,
@@ -164,6 +179,7 @@ func Open(cfg Config) (*DB, error) {
 func (db *DB) takeOwnership() {
 	_ = db.lock.Truncate(0)
 	_, _ = db.lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+	db.sh.takeOver(os.Getpid())
 	db.owner.Store(true)
 }
 
@@ -199,12 +215,24 @@ func (db *DB) start(ctx context.Context) {
 	db.mu.Unlock()
 	db.host.SetAttached(true)
 	db.rep.Start(ctx)
-	db.wg.Add(1)
+	db.wg.Add(4)
 	go func() {
 		defer db.wg.Done()
 		if err := safe.Run(db.logger, "capture", func() { db.loop(ctx) }); err != nil {
 			db.setError(err)
 		}
+	}()
+	go func() {
+		defer db.wg.Done()
+		_ = safe.Run(db.logger, "shared watcher", func() { db.watch(ctx) })
+	}()
+	go func() {
+		defer db.wg.Done()
+		_ = safe.Run(db.logger, "shared publisher", func() { db.publishLoop(ctx) })
+	}()
+	go func() {
+		defer db.wg.Done()
+		_ = safe.Run(db.logger, "shared urgent watcher", func() { db.watchUrgent(ctx) })
 	}()
 }
 
@@ -217,6 +245,7 @@ func (db *DB) Close() error {
 		cancel()
 	}
 	db.host.SetAttached(false)
+	db.sh.signal(true) // ends the watchers' sleep
 	db.wg.Wait()
 	var err error
 	if db.owner.Load() {
@@ -232,6 +261,7 @@ func (db *DB) Close() error {
 func (db *DB) loop(ctx context.Context) {
 	var ver uint64
 	ev := db.host.Events()
+	db.shBase = Events{Restarts: db.sh.u64(offRestarts).Load(), GateTimeouts: db.sh.u64(offGateTimeouts).Load()}
 	retry := time.Duration(-1)
 	interval := minStepInterval
 	var lastStep time.Time
@@ -239,7 +269,11 @@ func (db *DB) loop(ctx context.Context) {
 		threads.Background()
 		db.batched = 0
 		t0 := time.Now()
+		// A step reads everything committed before it starts: it serves
+		// the sync requests and covers the signals made so far.
+		req, seq := db.sh.u32(offSyncReq).Load(), db.sh.u32(offSeq).Load()
 		err := db.step(ctx, ev)
+		db.publishStep(req, seq, err)
 		if db.logger.Enabled(ctx, slog.LevelDebug) {
 			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0))
 		}
@@ -281,9 +315,10 @@ func (db *DB) loop(ctx context.Context) {
 // acknowledges the announced commits: the gate must not wait for a
 // replicator that failed; a failure instead owes a snapshot.
 func (db *DB) step(ctx context.Context, ev Events) (err error) {
+	ev = db.merge(ev)
 	seq := ev.Announced
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, errWALIndexNotReady) {
 			db.needSnapshot = true
 		}
 		var s1, s2, frames uint32
@@ -298,12 +333,24 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		db.done(seq, err)
 		db.host.Ack(seq, s1, s2, frames)
 		db.seen = ev
+		if c := db.covered; c != nil && err == nil {
+			// What the snapshot read includes everything counted before
+			// it began: those counts owe no second snapshot.
+			db.seen.NonWALWrites = max(db.seen.NonWALWrites, c.NonWALWrites)
+			db.seen.GateTimeouts = max(db.seen.GateTimeouts, c.GateTimeouts)
+			db.seen.SnapshotBroken = max(db.seen.SnapshotBroken, c.SnapshotBroken)
+		}
+		db.covered = nil
 	}()
 	if !db.opened {
 		if err := db.rep.Open(ctx); err != nil {
 			return fmt.Errorf("open replicator: %w", err)
 		}
 		db.opened = true
+	}
+	if why := db.fileReplaced(); why != "" {
+		db.setReason(why, true)
+		return nil
 	}
 	if ev.GateTimeouts != db.seen.GateTimeouts || ev.SnapshotBroken != db.seen.SnapshotBroken {
 		db.needSnapshot = true
@@ -340,7 +387,12 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 	}
 	db.setReason("", false)
 	if db.needSnapshot || !db.rep.Initialized() {
-		return db.snapshot()
+		if err := db.snapshot(); err != nil || db.needSnapshot || !db.rep.Initialized() {
+			return err
+		}
+		// A resume may have set the follower back inside the WAL: what
+		// follows there is this step's, so the step covers everything
+		// committed before it started.
 	}
 	if err := db.follow(ev); err != nil {
 		return err
@@ -349,6 +401,38 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		return db.snapshot() // the chain broke while following
 	}
 	return nil
+}
+
+// fileReplaced reports why the database file is no longer the one this
+// process's connections write ("" while it is): the file at the path was
+// replaced (another inode) or deleted underneath them. SQLite's open
+// descriptors keep writing the old file, which nothing can replicate, and
+// the replica must not silently become the new one; it stays so until the
+// process reopens. The first inode seen is the one that counts.
+func (db *DB) fileReplaced() string {
+	if db.replaced != "" {
+		return db.replaced
+	}
+	st, err := os.Stat(db.cfg.Path)
+	var ino uint64
+	if err == nil {
+		ino = st.Sys().(*syscall.Stat_t).Ino
+	}
+	switch {
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return "" // cannot tell; the capture itself reports read errors
+	case db.ino == 0:
+		db.ino = ino
+		return ""
+	case ino == db.ino:
+		return ""
+	case ino == 0:
+		db.replaced = "the database file was deleted while open; this process's connections write a file nothing replicates: reopen the database"
+	default:
+		db.replaced = fmt.Sprintf("the database file was replaced while open (inode %d, now %d); this process's connections still write the old file, which is not replicated: reopen the database", db.ino, ino)
+	}
+	db.logger.Error("not replicating", "reason", db.replaced)
+	return db.replaced
 }
 
 // walMode reports whether the database header says WAL (read/write
@@ -369,282 +453,6 @@ func (db *DB) walMode() (wal, empty bool, err error) {
 		return false, false, nil
 	}
 	return b[18] == 2 && b[19] == 2, false, nil
-}
-
-// adopt checks the WAL header and decides whether the follower may read on.
-// A new generation is legitimate only if the shim let a restart through
-// since the followed one was adopted (the gate made sure every commit of
-// the old one was captured first); anything else means frames may have been
-// lost, and a snapshot is owed.
-func (db *DB) adopt(ev Events) (bool, error) {
-	hdr, st, err := db.fol.CheckHeader()
-	if err != nil {
-		return false, err
-	}
-	// The shim counts a reset before doing it, so counters read after the
-	// header include every reset whose effect the header shows.
-	ev = db.host.Events()
-	switch st {
-	case WALSameGen:
-		return true, nil
-	case WALMissing, WALEmpty:
-		if db.fol.Following() {
-			if ev.Restarts == db.genRestarts {
-				return false, db.owe("the WAL was reset by another process")
-			}
-			if db.endsBeyond(ev) {
-				return false, db.owe("the WAL was reset before all its commits were read")
-			}
-			db.fol.Unfollow()
-			db.genRestarts = ev.Restarts
-		}
-		return false, nil
-	default: // WALNewGeneration
-		if db.fol.Following() && ev.Restarts == db.genRestarts {
-			return false, db.owe("the WAL was restarted by another process")
-		}
-		if !db.fol.Succeeds(hdr) {
-			return false, db.owe("a WAL generation was missed (another process restarted it)")
-		}
-		if db.fol.Following() && db.endsBeyond(ev) {
-			return false, db.owe("the WAL was restarted before all its commits were read")
-		}
-		db.fol.Follow(hdr)
-		db.genRestarts = ev.Restarts
-		return true, nil
-	}
-}
-
-// verifyGeneration checks, after pages were read from WAL frames, that the
-// WAL still holds the generation they were read from. SQLite rewrites the
-// header before it overwrites any frame of a restarted WAL, so an unchanged
-// header proves the frames read were not overwritten. This process's own
-// restarts wait at the gate; this catches another process's.
-func (db *DB) verifyGeneration() error {
-	if !db.fol.Following() {
-		return nil
-	}
-	if _, st, err := db.fol.CheckHeader(); err != nil {
-		return err
-	} else if st != WALSameGen {
-		db.needSnapshot = true
-		return ErrWALChanged
-	}
-	return nil
-}
-
-// endsBeyond reports whether the followed generation was recorded to end
-// past the last frame read from it.
-func (db *DB) endsBeyond(ev Events) bool {
-	hdr := db.fol.Header()
-	if ev.EndSalt1 != hdr.Salt1 || ev.EndSalt2 != hdr.Salt2 {
-		return false
-	}
-	return WALHeaderSize+int64(ev.EndMxFrame)*hdr.FrameSize() > db.fol.Offset()
-}
-
-// trusted returns how many frames of the followed generation SQLite's
-// wal-index says are committed: the latest of the value published with the
-// last announced commit, the live header (which also covers commits of
-// other processes) and the recorded end of the generation. exact reports
-// that the live header belongs to the followed generation: then no frame
-// past n is committed, and the follower need not read past it.
-func (db *DB) trusted() (n uint32, exact bool) {
-	hdr := db.fol.Header()
-	ev := db.host.Events()
-	if ev.Salt1 == hdr.Salt1 && ev.Salt2 == hdr.Salt2 {
-		n = ev.MxFrame
-	}
-	if ev.EndSalt1 == hdr.Salt1 && ev.EndSalt2 == hdr.Salt2 {
-		n = max(n, ev.EndMxFrame)
-	}
-	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
-		n, exact = max(n, mx), mx >= n
-	}
-	return n, exact
-}
-
-func (db *DB) owe(why string) error {
-	db.needSnapshot = true
-	db.logger.Warn("snapshot needed", "reason", why)
-	return nil
-}
-
-// follow ships every committed transaction found in the WAL.
-func (db *DB) follow(ev Events) error {
-	ok, err := db.adopt(ev)
-	if err != nil || !ok {
-		if err == nil && db.needSnapshot {
-			return db.snapshot()
-		}
-		return err
-	}
-	// One bound per step: commits that land while this step runs are the
-	// next step's. Chasing them here made a step under load a long run of
-	// tiny LTX files.
-	n, exact := db.trusted()
-	for {
-		txns, err := db.fol.ReadTxns(maxBatchBytes, n, exact)
-		if err != nil {
-			return err
-		}
-		if len(txns) == 0 {
-			return nil
-		}
-		if err := db.append(txns); err != nil || db.needSnapshot {
-			return err
-		}
-	}
-}
-
-// append spools txns as one LTX file.
-func (db *DB) append(txns []Txn) error {
-	pages := make(map[uint32]int64)
-	for _, t := range txns {
-		for pgno, off := range t.Pages {
-			pages[pgno] = off
-		}
-	}
-	pgnos := make([]uint32, 0, len(pages))
-	for pgno := range pages {
-		pgnos = append(pgnos, pgno)
-	}
-	sort.Slice(pgnos, func(i, j int) bool { return pgnos[i] < pgnos[j] })
-	read := func(pgno uint32, buf []byte) error {
-		_, err := db.fol.ReadAt(buf, pages[pgno])
-		return err
-	}
-	db.batched += len(txns)
-	commit := txns[len(txns)-1].Commit
-	_, err := db.rep.Append(len(txns), db.fol.Header().PageSize, commit, pgnos, read, db.verifyGeneration, time.Now())
-	switch {
-	case errors.Is(err, replicator.ErrPageSizeChanged):
-		return db.owe("page size changed")
-	case errors.Is(err, replicator.ErrNotInitialized):
-		return db.owe("the replicator dropped its chain (spool write failed or spool full)")
-	}
-	return err
-}
-
-// snapshot captures the whole current state while the shim holds back
-// this process's checkpoint writes and WAL resets and a read transaction
-// holds back other processes' checkpoints: the database file plus the
-// WAL's last committed frame of each page. On the first capture after open it first
-// tries to resume: if the state's checksum equals the last spooled or
-// replicated position, no snapshot is written.
-func (db *DB) snapshot() error {
-	if wal, empty, err := db.walMode(); err != nil || empty || !wal {
-		return err // nothing to snapshot yet
-	}
-	// While this process has the database open, the read transaction
-	// starts only once its connections have built the wal-index: a reader
-	// that finds it unbuilt runs WAL recovery under the WAL_WRITE lock, and
-	// an application write at that moment fails with SQLITE_BUSY_RECOVERY.
-	if _, _, _, ok := db.host.WALIndex(); !ok && db.host.Events().Conns > 0 {
-		return errWALIndexNotReady
-	}
-	// Read transaction first, then hold back this process's checkpoint
-	// writes: the other way round, a connection closing (which checkpoints
-	// under an EXCLUSIVE lock) waits for the snapshot while the reader
-	// waits for its lock.
-	release, err := db.host.HoldReadTxn()
-	if err != nil {
-		return err
-	}
-	defer release()
-	db.host.BeginSnapshot()
-	defer db.host.EndSnapshot()
-
-	db.fol.Unfollow()
-	hdr, st, err := db.fol.CheckHeader()
-	if err != nil {
-		return err
-	}
-	if st == WALSameGen || st == WALNewGeneration {
-		db.fol.Follow(hdr)
-		n, exact := db.trusted()
-		for {
-			txns, err := db.fol.ReadTxns(maxBatchBytes, n, exact)
-			if err != nil {
-				return err
-			}
-			if len(txns) == 0 {
-				break
-			}
-		}
-	}
-	db.genRestarts = db.host.Events().Restarts
-
-	f, err := db.host.OpenDBFile()
-	if err != nil {
-		return fmt.Errorf("open db file: %w", err)
-	}
-	defer f.Close()
-	pageSize, commit, err := db.stateSize(f)
-	if err != nil || commit == 0 {
-		return err // an empty database: wait for its first commit
-	}
-	read := func(pgno uint32, buf []byte) error {
-		if off, ok := db.fol.Lookup(pgno); ok {
-			_, err := db.fol.ReadAt(buf, off)
-			return err
-		}
-		n, err := f.ReadAt(buf, int64(pgno-1)*int64(pageSize))
-		if errors.Is(err, io.EOF) {
-			clear(buf[n:]) // past the end of the file: never written
-			return nil
-		}
-		return err
-	}
-	if !db.needSnapshot && !db.rep.Initialized() {
-		ok, err := db.rep.Reconcile(pageSize, commit, read, db.verifyGeneration)
-		if err != nil {
-			return err
-		}
-		if ok {
-			db.logger.Info("resumed", "txid", db.rep.Pos().TXID)
-			return nil
-		}
-	}
-	txid, err := db.rep.Snapshot(pageSize, commit, read, db.verifyGeneration, time.Now())
-	if err != nil {
-		return err
-	}
-	db.needSnapshot = false
-	db.logger.Info("snapshot", "txid", txid, "pages", commit)
-	return nil
-}
-
-// stateSize returns the page size and page count of the state under
-// snapshot: the WAL's last commit if it has one, else the database header.
-func (db *DB) stateSize(f DBFile) (uint32, uint32, error) {
-	if db.fol.Following() && db.fol.Commit() > 0 {
-		return db.fol.Header().PageSize, db.fol.Commit(), nil
-	}
-	b := make([]byte, 100)
-	if _, err := f.ReadAt(b, 0); errors.Is(err, io.EOF) {
-		return 0, 0, nil
-	} else if err != nil {
-		return 0, 0, fmt.Errorf("read db header: %w", err)
-	}
-	pageSize := uint32(binary.BigEndian.Uint16(b[16:]))
-	if pageSize == 1 {
-		pageSize = 65536
-	}
-	if !ltx.IsValidPageSize(pageSize) {
-		return 0, 0, fmt.Errorf("db header: invalid page size %d", pageSize)
-	}
-	size, err := f.Size()
-	if err != nil {
-		return 0, 0, fmt.Errorf("db size: %w", err)
-	}
-	commit := uint32(size / int64(pageSize))
-	// The in-header size is valid when the change counter matches
-	// version-valid-for (fileformat2.html#in_header_database_size).
-	if n := binary.BigEndian.Uint32(b[28:]); n > 0 && binary.BigEndian.Uint32(b[24:]) == binary.BigEndian.Uint32(b[92:]) {
-		commit = n
-	}
-	return pageSize, commit, nil
 }
 
 // setReason records why the database is not replicated ("" if it is);

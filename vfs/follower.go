@@ -117,15 +117,19 @@ func (f *Follower) Follow(hdr WALHeader) {
 }
 
 // Succeeds reports whether hdr, read from the current file, is the
-// generation right after the last one followed: in the same file, a WAL
-// restart increments the checkpoint sequence by one, so a jump means a
-// generation was missed. In a new file (the WAL was deleted and created
-// again) the sequence starts over and proves nothing: it reports true.
+// generation right after the last one followed. In the same file a WAL
+// restart (walRestartHdr) sets salt-1 to the previous salt-1 plus one, so
+// a jump means a generation was missed. The checkpoint sequence is
+// incremented too, but by the restarting connection from its own count:
+// with several connections it proves nothing on its own; it is accepted
+// for a header written after a truncation by the connection that
+// truncated (its salts are then its own). In a new file (the WAL was
+// deleted and created again) neither proves anything: it reports true.
 func (f *Follower) Succeeds(hdr WALHeader) bool {
 	if f.hdrIno == 0 || f.ino != f.hdrIno {
 		return true
 	}
-	return hdr.CkptSeq == f.hdr.CkptSeq+1
+	return hdr.Salt1 == f.hdr.Salt1+1 || hdr.CkptSeq == f.hdr.CkptSeq+1
 }
 
 // Unfollow forgets the generation being followed.

@@ -3,6 +3,7 @@ package vfs
 import (
 	"io"
 	"time"
+	"unsafe"
 )
 
 // Events mirrors the C shim's per-database counters.
@@ -46,6 +47,12 @@ type Host interface {
 	WaitGate(timeout time.Duration) Events
 	// Poke makes a pending Wait or WaitGate return.
 	Poke()
+	// Notify makes a pending Wait return (not WaitGate: not urgent).
+	Notify()
+	// ShareState gives the shim the address of this process's mapping of
+	// the shared state (shared.go), which stays mapped for the life of
+	// the process.
+	ShareState(addr unsafe.Pointer)
 	// WALIndex reads mxFrame and the salts from SQLite's live wal-index
 	// header; ok is false if it is not mapped or not stable.
 	WALIndex() (mxFrame, salt1, salt2 uint32, ok bool)

@@ -25,21 +25,25 @@ type Status struct {
 	Commits        uint64  `json:"commits"`      // commits observed since the extension loaded
 	GateWaits      uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
 	GateWaitMS     float64 `json:"gate_wait_ms"` // total time writers waited there
+	OwnerPID       int     `json:"owner_pid"`    // the process that replicates (0: none yet)
 }
 
-// Status returns the replication status.
+// Status returns the replication status. In the process that replicates
+// it is this process's view; in any other it is what the owner published
+// in the shared state, and "behind" while a signal of any process (a
+// commit) is newer than the owner's last completed step.
 func (db *DB) Status() Status {
-	st := Status{DB: db.cfg.Path, Replica: db.cfg.Replica.String()}
+	st := Status{DB: db.cfg.Path, Replica: db.cfg.Replica.String(), OwnerPID: db.sh.ownerPID()}
 	ev := db.host.Events()
 	st.Commits, st.GateWaits = ev.Announced, ev.GateWaits
 	st.GateWaitMS = float64(ev.GateWait) / float64(time.Millisecond)
-	db.mu.Lock()
-	reason, lastErr, lastErrAt, pending, errActive := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive
-	db.mu.Unlock()
 	if !db.owner.Load() {
-		st.State, st.Reason = StateNotReplicating, reason
-		return st
+		return db.sharedStatus(st)
 	}
+	db.mu.Lock()
+	reason, lastErr, lastErrAt, pending, errActive, stepped := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive, db.stepped
+	stepSeq := db.pub.StepSeq
+	db.mu.Unlock()
 	rs := db.rep.Status()
 	st.LocalTXID, st.ReplicatedTXID = uint64(rs.LocalTXID), uint64(rs.ReplicatedTXID)
 	st.PendingTxns, st.PendingBytes = rs.PendingTXNs, rs.PendingBytes
@@ -60,9 +64,15 @@ func (db *DB) Status() Status {
 		st.State = StateNeedsSnapshot
 	case errActive || rs.ErrorActive:
 		st.State = StateError
+	case !stepped || !rs.Confirmed:
+		// The local or the replica's position is not known yet.
+		st.State = StateStarting
 	case pending:
 		st.State = StateNeedsSnapshot
 	case st.ReplicatedTXID < st.LocalTXID:
+		st.State = StateBehind
+	case ev.Acked < ev.Announced || db.sh.u32(offSeq).Load() != stepSeq:
+		// A commit (of this process or another) not yet captured.
 		st.State = StateBehind
 	default:
 		st.State = StateOK
@@ -70,50 +80,62 @@ func (db *DB) Status() Status {
 	return st
 }
 
-// Sync waits until every transaction committed before the call is durable
-// in the replica and returns the TXID that covers it.
+// sharedStatus fills st from the owner's published state.
+func (db *DB) sharedStatus(st Status) Status {
+	p, err := db.sh.load()
+	switch {
+	case err != nil:
+		st.State, st.Reason = StateStarting, err.Error()
+		return st
+	case st.OwnerPID == 0:
+		st.State, st.Reason = StateStarting, "no process replicates this database yet"
+		return st
+	case !ownerAlive(st.OwnerPID):
+		st.State, st.Reason = StateStarting, fmt.Sprintf("the replicating process (pid %d) is gone; another process takes over", st.OwnerPID)
+		return st
+	}
+	st.State = sharedStateNames[p.State]
+	st.Reason, st.LastError = p.Reason, p.LastError
+	st.LocalTXID, st.ReplicatedTXID = p.TXID, p.ReplTXID
+	if p.TXID > p.ReplTXID {
+		st.PendingTxns = int64(p.TXID - p.ReplTXID)
+	}
+	st.PendingBytes = int64(p.PendingBytes)
+	if st.State == StateOK && (p.ReplTXID < p.TXID || db.sh.u32(offSeq).Load() != p.StepSeq) {
+		st.State = StateBehind
+	}
+	return st
+}
+
+// Sync waits until every transaction committed before the call, by any
+// process, is durable in the replica and returns the TXID that covers it.
+// It works the same in every process: it files a numbered request in the
+// shared state, waits for a capture step of the owner that started after
+// it (such a step reads everything committed before it started), then for
+// the replica to hold that step's TXID.
 func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
-	if !db.owner.Load() {
-		return 0, fmt.Errorf("%w: %s", ErrNotReplicating, db.Status().Reason)
+	req := db.sh.request()
+	if db.owner.Load() {
+		db.host.Poke() // end a coalescing pause: someone waits
 	}
-	target := db.host.Events().Announced
-	poked := false
-	for {
-		// The shim acknowledges commits whose frames a step already read
-		// without waking the capture loop; those count as captured unless
-		// a step failed since (a snapshot is pending). Events first: see
-		// the end of step.
-		acked := db.host.Events().Acked
-		db.mu.Lock()
-		captured, reason, ch, pending := db.captured, db.reason, db.changed, db.pending
-		db.mu.Unlock()
-		if !pending && acked > captured {
-			captured = acked
-		}
-		if reason == reasonEmpty {
-			return 0, nil // nothing committed yet
-		}
-		if reason != "" {
-			return 0, fmt.Errorf("%w: %s", ErrNotReplicating, reason)
-		}
-		if captured >= target {
-			break
-		}
-		if !poked {
-			db.host.Poke() // end a coalescing pause: someone waits
-			poked = true
-		}
-		select {
-		case <-ctx.Done():
-			return 0, db.syncErr(ctx.Err())
-		case <-ch:
-		}
-	}
-	txid := db.rep.Pos().TXID
-	if err := db.rep.WaitReplicated(ctx, txid); err != nil {
+	p, err := db.sh.waitPub(ctx, func(p sharedPos) bool { return serialGE(p.StepReq, req) })
+	if err != nil {
 		return 0, db.syncErr(err)
 	}
-	return txid, nil
+	if p.State == sharedNotReplicating {
+		if p.Reason == reasonEmpty {
+			return 0, nil // nothing committed yet
+		}
+		return 0, fmt.Errorf("%w: %s", ErrNotReplicating, p.Reason)
+	}
+	target := p.TXID
+	if db.owner.Load() {
+		db.rep.Urge()
+	}
+	if _, err := db.sh.waitPub(ctx, func(p sharedPos) bool { return p.ReplTXID >= target }); err != nil {
+		return 0, db.syncErr(err)
+	}
+	return ltx.TXID(target), nil
 }
 
 func (db *DB) syncErr(err error) error {

@@ -26,6 +26,18 @@ Usage:
       Writes, forks a child that writes one row through the VFS and exits,
       writes more, syncs (see fork_mode).
 
+  client.py EXTENSION DB_URI fork SEED idle
+      The same, but the parent writes nothing after the fork: it polls
+      litestream_status() until the state is ok (at most 20 s), prints
+      "PARENT-STATUS <json>" and leaves with os._exit(0) (no exit flush),
+      so whatever the replica holds of the child's rows, the parent's
+      replicator shipped on its own.
+
+  client.py EXTENSION DB_URI writer WHO TXNS SECONDS
+      Inserts rows (who, n) into table mp, one transaction each, until TXNS
+      are written or SECONDS pass; then prints "WROTE n",
+      "TXID <litestream_sync(60000)>" and "STATUS <litestream_status()>".
+
 Exit codes: 2 load failure ("LOADFAIL <msg>"), 3 open failure
 ("OPENFAIL <code> <msg>").
 """
@@ -198,7 +210,22 @@ def ckpt_race(uri, seed, txns, seconds):
         sys.exit(5)
 
 
-def fork_mode(uri, seed):
+def writer_mode(uri, who, txns, seconds):
+    c = connect(uri)
+    c.execute("PRAGMA journal_mode=WAL").fetchall()
+    c.execute("CREATE TABLE IF NOT EXISTS mp(who TEXT, n INTEGER, pad BLOB)")
+    deadline = time.monotonic() + seconds
+    n = 0
+    while n < txns and time.monotonic() < deadline:
+        c.execute("INSERT INTO mp VALUES(?, ?, randomblob(abs(random()) % 300))", (who, n))
+        n += 1
+    print("WROTE %d" % n, flush=True)
+    print("TXID %s" % c.execute("SELECT litestream_sync(60000)").fetchone()[0], flush=True)
+    print("STATUS %s" % c.execute("SELECT litestream_status()").fetchone()[0], flush=True)
+    c.close()
+
+
+def fork_mode(uri, seed, idle=False):
     """Write, fork a child that writes through the VFS and exits, write more
     in the parent, sync. Prints "CHILD <status>" (or "CHILD-HUNG" if the child
     did not exit within 30 s; it is then killed) and "TXID <n>"."""
@@ -216,7 +243,13 @@ def fork_mode(uri, seed):
         code = 0
         try:
             c = connect(uri)
-            c.execute("INSERT INTO forked(who, v) VALUES('child', randomblob(100))")
+            for i in range(30 if idle else 1):
+                c.execute("INSERT INTO forked(who, v) VALUES('child', randomblob(100))")
+            try:
+                c.execute("SELECT litestream_sync(5000)").fetchone()
+                print("CHILD-SYNC ok", flush=True)
+            except sqlite3.Error as e:
+                print("CHILD-SYNC-ERR %s" % e, flush=True)
             c.close()
         except BaseException as e:
             print("CHILD-ERROR %s" % e, flush=True)
@@ -236,6 +269,16 @@ def fork_mode(uri, seed):
         print("CHILD-HUNG", flush=True)
     else:
         print("CHILD %d" % os.waitstatus_to_exitcode(status), flush=True)
+    if idle:
+        st = ""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            st = a.execute("SELECT litestream_status()").fetchone()[0]
+            if '"state":"ok"' in st:
+                break
+            time.sleep(0.01)  # poll interval
+        print("PARENT-STATUS %s" % st, flush=True)
+        os._exit(0)
     for i in range(20):
         a.execute("INSERT INTO forked(who, v) VALUES('parent-after', ?)", (rnd.randbytes(rnd.randint(1, 4000)),))
     txid = a.execute("SELECT litestream_sync(60000)").fetchone()[0]
@@ -258,7 +301,11 @@ def main():
     print("OPENED %s" % name, flush=True)
     if len(sys.argv) > 3 and sys.argv[3] == "fork":
         conn.close()
-        fork_mode(uri, int(sys.argv[4]))
+        fork_mode(uri, int(sys.argv[4]), len(sys.argv) > 5 and sys.argv[5] == "idle")
+        return
+    if len(sys.argv) > 3 and sys.argv[3] == "writer":
+        conn.close()
+        writer_mode(uri, sys.argv[4], int(sys.argv[5]), float(sys.argv[6]))
         return
     if len(sys.argv) > 3 and sys.argv[3] == "ckpt-race":
         conn.close()

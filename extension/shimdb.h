@@ -1,0 +1,77 @@
+/*
+** shimdb.h: the per-database state of the shim, private to shim.c (the
+** VFS) and gocalls.c (what Go calls). Not included by the cgo glue.
+*/
+#ifndef LITESTREAM_SHIMDB_H
+#define LITESTREAM_SHIMDB_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "shim.h"
+
+/* lsDb is one database's state in this process. Fields are guarded by mu
+** unless their comment says otherwise. */
+struct lsDb {
+  char *zPath;
+  lsDb *pNext;
+  pthread_mutex_t mu;
+  pthread_cond_t goCond;  /* Go waits here for events */
+  pthread_cond_t appCond; /* app threads wait here at gates */
+  uint64_t ver;           /* bumped on every event Go cares about */
+  uint32_t ackSalt1, ackSalt2, ackFrames; /* Go's WAL position at its last ack */
+  lsEvents ev;
+  uint64_t urgent;   /* checkpoints started and ls_poke calls: they end a
+                     ** gate-only wait too */
+  int goWaiting;     /* Go waits for any event */
+  int goGateWaiting; /* Go waits only for gate waiters */
+  int goAttached;
+  int snapshotting;
+  int dbWritesInFlight;
+  void volatile *pShm0;      /* wal-index header mapping, while nShm0 > 0 */
+  int nShm0;                 /* main-db handles that mapped it */
+  volatile int walDirty;     /* WAL written since the last announce */
+  volatile int walWriteHeld; /* WAL_WRITE shm lock held in this process */
+  lsShared *pShared;         /* the host's shared state; set once, never unmapped */
+};
+
+
+extern pthread_mutex_t lsGlobalMu; /* guards the list of lsDb */
+extern volatile int lsForked;      /* this process is a fork() child */
+extern int lsGateTimeoutMs;        /* longest wait at a gate */
+
+/* lsDbFind returns the state of the database named by zPath[0..n), or 0.
+** Caller holds lsGlobalMu. */
+lsDb *lsDbFind(const char *zPath, size_t n);
+
+static inline void lsDeadlineUs(struct timespec *ts, int64_t us) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += (time_t)(us / 1000000);
+  ts->tv_nsec += (long)(us % 1000000) * 1000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+static inline void lsDeadline(struct timespec *ts, int ms) {
+  lsDeadlineUs(ts, (int64_t)ms * 1000);
+}
+
+/* lsEventLocked records an event for Go. Caller holds p->mu. */
+static inline void lsEventLocked(lsDb *p) {
+  p->ver++;
+  if (p->goWaiting) pthread_cond_signal(&p->goCond);
+}
+
+/* lsUrgentLocked records an event that also ends Go's coalescing pause (a
+** gate-only wait). Caller holds p->mu. */
+static inline void lsUrgentLocked(lsDb *p) {
+  p->urgent++;
+  lsEventLocked(p);
+  if (p->goGateWaiting) pthread_cond_signal(&p->goCond);
+}
+
+#endif

@@ -1,0 +1,143 @@
+package replicator
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
+)
+
+// Where the replica stands. Capture and spool never need the store: Open
+// takes the local position from the spool and from the position file (the
+// last position an upload made durable in the replica, saved after every
+// upload). The uploader confirms it with the store before its first upload
+// (confirm) and only then trusts it; until then the replicated position is
+// reported as unknown (0).
+
+// openWait bounds how long Open asks the store for its position when no
+// position file exists (a first start): it only saves a snapshot, and a
+// store that does not answer in time is asked again by the uploader.
+const openWait = 2 * time.Second
+
+// replicaPos returns the position of the newest file in the replica.
+func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {
+	var best *ltx.FileInfo
+	for _, level := range []int{0, replica.SnapshotLevel} {
+		infos, err := r.client.LTXFiles(ctx, level)
+		if err != nil {
+			return ltx.Pos{}, fmt.Errorf("list replica level %d: %w", level, err)
+		}
+		if n := len(infos); n > 0 && (best == nil || infos[n-1].MaxTXID > best.MaxTXID) {
+			best = infos[n-1]
+		}
+	}
+	if best == nil {
+		return ltx.Pos{}, nil
+	}
+	rc, err := r.client.OpenLTXFile(ctx, best.Level, best.MinTXID, best.MaxTXID)
+	if err != nil {
+		return ltx.Pos{}, fmt.Errorf("open replica file: %w", err)
+	}
+	defer rc.Close()
+	post, err := trailerOf(rc)
+	if err != nil {
+		return ltx.Pos{}, fmt.Errorf("read replica file %s: %w", ltx.FormatFilename(best.MinTXID, best.MaxTXID), err)
+	}
+	if post == 0 {
+		// A file without checksums: the position file left by the last
+		// upload knows the checksum if it names the same TXID; otherwise
+		// the checksum stays unknown and the next capture snapshots.
+		if saved, err := r.loadPosition(); err == nil && saved.TXID == best.MaxTXID {
+			post = saved.PostApplyChecksum
+		}
+	}
+	return ltx.Pos{TXID: best.MaxTXID, PostApplyChecksum: post}, nil
+}
+
+// positionPath is where the last replicated position is kept.
+func (r *Replicator) positionPath() string { return filepath.Join(r.spool.dir, "position") }
+
+func (r *Replicator) loadPosition() (ltx.Pos, error) {
+	b, err := os.ReadFile(r.positionPath())
+	if err != nil {
+		return ltx.Pos{}, err
+	}
+	return ltx.ParsePos(strings.TrimSpace(string(b)))
+}
+
+// savePosition records pos (best effort, no fsync: the uploader confirms
+// it with the store before trusting it, and a missing or stale file only
+// costs a snapshot).
+func (r *Replicator) savePosition(pos ltx.Pos) {
+	tmp := r.positionPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(pos.String()+"\n"), 0o644); err == nil {
+		_ = os.Rename(tmp, r.positionPath())
+	}
+}
+
+// confirm asks the store for its position and reconciles the local view
+// with it, before the first upload after Open:
+//
+//   - the replica is where the position file says, or at a file boundary
+//     inside the spool (the file was stale: an upload landed after it was
+//     saved): what the replica has is dropped from the spool, the rest
+//     ships as LTX history;
+//   - otherwise the replica moved (another writer, a restore elsewhere, a
+//     replica emptied or replaced): the spool cannot continue it. It is
+//     dropped, TXIDs go on past both positions, and a snapshot is owed.
+func (r *Replicator) confirm(ctx context.Context) error {
+	rp, err := r.replicaPos(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	local := r.pos
+	boundary := rp.TXID == r.replicated.TXID
+	for _, e := range r.pending {
+		boundary = boundary || e.MaxTXID == rp.TXID
+	}
+	for _, e := range r.queue {
+		boundary = boundary || e.MaxTXID == rp.TXID
+	}
+	moved := !boundary || rp.TXID > local.TXID
+	if moved {
+		for _, e := range r.pending {
+			r.spool.release(e)
+		}
+		for _, e := range r.queue {
+			r.spool.release(e)
+		}
+		r.pending, r.queue = nil, nil
+		if rp.TXID > r.pos.TXID {
+			r.pos = ltx.Pos{TXID: rp.TXID}
+		}
+		r.durable = r.pos
+	} else {
+		r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool {
+			if e.MaxTXID <= rp.TXID {
+				r.spool.release(e)
+				return true
+			}
+			return false
+		})
+	}
+	if moved {
+		r.epoch++
+	}
+	r.replicated = rp
+	r.confirmed = true
+	r.notifyLocked()
+	r.mu.Unlock()
+	if moved {
+		r.breakChain("the replica is not where this database left it (written elsewhere, restored, emptied?); a snapshot will follow",
+			fmt.Errorf("replica at TXID %d, local position TXID %d", rp.TXID, local.TXID))
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/internal/threads"
+	"github.com/litestream-vfs/litestream_vfs/replica"
+)
+
+// The uploader ships durable spool entries to the replica in TXID order,
+// merging consecutive level-0 entries, at most MaxPutsPerSecond objects a
+// second, retrying with backoff. Before its first upload it confirms where
+// the replica stands (position.go).
+
+// Bounds of one merged upload.
+const (
+	maxMergeFiles = 1024
+	maxMergeBytes = 64 << 20
+)
+
+// nextBatch returns the entries the next upload covers: the first pending
+// entry and, if it is a level-0 file, the contiguous level-0 files after
+// it. Under load this turns many small spool records into one object.
+func (r *Replicator) nextBatch() []*spoolEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) == 0 {
+		return nil
+	}
+	n, size := 1, r.pending[0].Size
+	if r.pending[0].Level == 0 {
+		for n < len(r.pending) && n < maxMergeFiles {
+			e := r.pending[n]
+			if e.Level != 0 || e.MinTXID != r.pending[n-1].MaxTXID+1 || size+e.Size > maxMergeBytes {
+				break
+			}
+			size += e.Size
+			n++
+		}
+	}
+	return append([]*spoolEntry(nil), r.pending[:n]...)
+}
+
+func (r *Replicator) uploadLoop(ctx context.Context) {
+	backoff := r.opts.RetryMin
+	var lastPut time.Time
+	var interval time.Duration
+	var p pacer
+	if r.opts.MaxPutsPerSecond > 0 {
+		interval = time.Duration(float64(time.Second) / r.opts.MaxPutsPerSecond)
+	}
+	for {
+		opened, confirmed := r.openState()
+		if !opened {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.wake:
+			}
+			continue
+		}
+		if !confirmed {
+			threads.Background()
+			err := r.confirm(ctx)
+			if err == nil {
+				backoff = r.opts.RetryMin
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			r.setError(err)
+			wait := backoff
+			if errors.Is(err, replica.ErrPermanent) {
+				wait = r.opts.PermanentRetry
+			}
+			wait = jitter(wait)
+			r.logger.Warn("replica position unknown: the store did not answer; spooling meanwhile", "retry_in", wait, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.uploadUrge:
+			case <-time.After(wait):
+			}
+			backoff = min(backoff*2, r.opts.RetryMax)
+			continue
+		}
+		if r.nextBatch() == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.wake:
+			}
+			continue
+		}
+		// Keep to the PUT rate; what queues meanwhile joins this upload.
+		// Without a cap (a local directory), uploads are paced by their
+		// cost under sustained load instead (see pacer).
+		if wait := time.Until(lastPut.Add(interval)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		if interval == 0 && !p.wait(ctx, r.uploadUrge) {
+			return
+		}
+		batch := r.nextBatch()
+		if batch == nil {
+			continue // dropped by a spool overflow meanwhile
+		}
+		threads.Background()
+		lastPut = time.Now()
+		err := r.upload(ctx, batch)
+		p.done(lastPut, txnCount(batch), time.Since(lastPut))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.setError(err)
+			r.checkOverflow()
+			wait := backoff
+			if errors.Is(err, replica.ErrPermanent) {
+				wait = r.opts.PermanentRetry
+			}
+			wait = jitter(wait)
+			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", wait, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			backoff = min(backoff*2, r.opts.RetryMax)
+			continue
+		}
+		backoff = r.opts.RetryMin
+	}
+}
+
+// jitter spreads d by ±20% so that many clients retrying after a shared
+// outage do not hit the store in step.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+func batchName(batch []*spoolEntry) string {
+	return ltx.FormatFilename(batch[0].MinTXID, batch[len(batch)-1].MaxTXID)
+}
+
+// upload writes batch to the replica as one LTX file, merging several
+// with ltx.Compactor.
+func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
+	first, last := batch[0], batch[len(batch)-1]
+	var src io.Reader
+	if len(batch) == 1 {
+		src = r.spool.reader(first)
+	} else {
+		rdrs := make([]io.Reader, len(batch))
+		for i, e := range batch {
+			rdrs[i] = r.spool.reader(e)
+		}
+		pr, pw := io.Pipe()
+		cmp, err := ltx.NewCompactor(pw, rdrs)
+		if err != nil {
+			return fmt.Errorf("merge %s: %w", batchName(batch), err)
+		}
+		cmp.HeaderFlags = r.headerFlags()
+		go func() {
+			err := cmp.Compact(ctx)
+			if err != nil {
+				err = fmt.Errorf("merge %s: %w", batchName(batch), err)
+			}
+			pw.CloseWithError(err)
+		}()
+		defer pr.Close()
+		src = pr
+	}
+	if _, err := r.client.WriteLTXFile(ctx, first.Level, first.MinTXID, last.MaxTXID, src); err != nil {
+		return fmt.Errorf("write %s to replica: %w", batchName(batch), err)
+	}
+	for _, e := range batch {
+		r.spool.release(e)
+	}
+	r.mu.Lock()
+	// Remove the batch by identity: an overflow may have dropped it meanwhile.
+	r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool { return slices.Contains(batch, e) })
+	if first.MinTXID == 1 {
+		r.overflowed = false // a snapshot closes any gap
+	}
+	if last.MaxTXID > r.replicated.TXID {
+		r.replicated = ltx.Pos{TXID: last.MaxTXID, PostApplyChecksum: last.Post}
+	}
+	r.uploads++
+	r.errActive = false
+	replicated := r.replicated
+	r.notifyLocked()
+	r.mu.Unlock()
+	r.savePosition(replicated)
+	return nil
+}

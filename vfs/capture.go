@@ -1,0 +1,167 @@
+package vfs
+
+// Following the WAL: adopting a generation, reading its committed
+// transactions up to SQLite's wal-index, spooling them as LTX files.
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/litestream-vfs/litestream_vfs/replicator"
+)
+
+// adopt checks the WAL header and decides whether the follower may read on.
+// A new generation is legitimate only if the shim let a restart through
+// since the followed one was adopted (the gate made sure every commit of
+// the old one was captured first); anything else means frames may have been
+// lost, and a snapshot is owed.
+func (db *DB) adopt(ev Events) (bool, error) {
+	hdr, st, err := db.fol.CheckHeader()
+	if err != nil {
+		return false, err
+	}
+	// The shims count a reset before doing it, so counters read after the
+	// header include every reset whose effect the header shows.
+	ev = db.merge(db.host.Events())
+	switch st {
+	case WALSameGen:
+		return true, nil
+	case WALMissing, WALEmpty:
+		if db.fol.Following() {
+			if ev.Restarts == db.genRestarts {
+				return false, db.owe("the WAL was reset by another process")
+			}
+			if db.endsBeyond(ev) {
+				return false, db.owe("the WAL was reset before all its commits were read")
+			}
+			db.fol.Unfollow()
+			db.genRestarts = ev.Restarts
+		}
+		return false, nil
+	default: // WALNewGeneration
+		if db.fol.Following() && ev.Restarts == db.genRestarts {
+			return false, db.owe("the WAL was restarted by another process")
+		}
+		if !db.fol.Succeeds(hdr) {
+			return false, db.owe("a WAL generation was missed (another process restarted it)")
+		}
+		if db.fol.Following() && db.endsBeyond(ev) {
+			return false, db.owe("the WAL was restarted before all its commits were read")
+		}
+		db.fol.Follow(hdr)
+		db.genRestarts = ev.Restarts
+		return true, nil
+	}
+}
+
+// verifyGeneration checks, after pages were read from WAL frames, that the
+// WAL still holds the generation they were read from. SQLite rewrites the
+// header before it overwrites any frame of a restarted WAL, so an unchanged
+// header proves the frames read were not overwritten. This process's own
+// restarts wait at the gate; this catches another process's.
+func (db *DB) verifyGeneration() error {
+	if !db.fol.Following() {
+		return nil
+	}
+	if _, st, err := db.fol.CheckHeader(); err != nil {
+		return err
+	} else if st != WALSameGen {
+		db.needSnapshot = true
+		return ErrWALChanged
+	}
+	return nil
+}
+
+// endsBeyond reports whether the followed generation was recorded to end
+// past the last frame read from it.
+func (db *DB) endsBeyond(ev Events) bool {
+	hdr := db.fol.Header()
+	if ev.EndSalt1 != hdr.Salt1 || ev.EndSalt2 != hdr.Salt2 {
+		return false
+	}
+	return WALHeaderSize+int64(ev.EndMxFrame)*hdr.FrameSize() > db.fol.Offset()
+}
+
+// trusted returns how many frames of the followed generation SQLite's
+// wal-index says are committed: the latest of the value published with the
+// last announced commit, the live header (which also covers commits of
+// other processes) and the recorded end of the generation. exact reports
+// that the live header belongs to the followed generation: then no frame
+// past n is committed, and the follower need not read past it.
+func (db *DB) trusted() (n uint32, exact bool) {
+	hdr := db.fol.Header()
+	ev := db.host.Events()
+	if ev.Salt1 == hdr.Salt1 && ev.Salt2 == hdr.Salt2 {
+		n = ev.MxFrame
+	}
+	if ev.EndSalt1 == hdr.Salt1 && ev.EndSalt2 == hdr.Salt2 {
+		n = max(n, ev.EndMxFrame)
+	}
+	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
+		n, exact = max(n, mx), mx >= n
+	}
+	return n, exact
+}
+
+func (db *DB) owe(why string) error {
+	db.needSnapshot = true
+	db.logger.Warn("snapshot needed", "reason", why)
+	return nil
+}
+
+// follow ships every committed transaction found in the WAL.
+func (db *DB) follow(ev Events) error {
+	ok, err := db.adopt(ev)
+	if err != nil || !ok {
+		if err == nil && db.needSnapshot {
+			return db.snapshot()
+		}
+		return err
+	}
+	// One bound per step: commits that land while this step runs are the
+	// next step's. Chasing them here made a step under load a long run of
+	// tiny LTX files.
+	n, exact := db.trusted()
+	for {
+		txns, err := db.fol.ReadTxns(maxBatchBytes, n, exact)
+		if err != nil {
+			return err
+		}
+		if len(txns) == 0 {
+			return nil
+		}
+		if err := db.append(txns); err != nil || db.needSnapshot {
+			return err
+		}
+	}
+}
+
+// append spools txns as one LTX file.
+func (db *DB) append(txns []Txn) error {
+	pages := make(map[uint32]int64)
+	for _, t := range txns {
+		for pgno, off := range t.Pages {
+			pages[pgno] = off
+		}
+	}
+	pgnos := make([]uint32, 0, len(pages))
+	for pgno := range pages {
+		pgnos = append(pgnos, pgno)
+	}
+	sort.Slice(pgnos, func(i, j int) bool { return pgnos[i] < pgnos[j] })
+	read := func(pgno uint32, buf []byte) error {
+		_, err := db.fol.ReadAt(buf, pages[pgno])
+		return err
+	}
+	db.batched += len(txns)
+	commit := txns[len(txns)-1].Commit
+	_, err := db.rep.Append(len(txns), db.fol.Header().PageSize, commit, pgnos, read, db.verifyGeneration, time.Now())
+	switch {
+	case errors.Is(err, replicator.ErrPageSizeChanged):
+		return db.owe("page size changed")
+	case errors.Is(err, replicator.ErrNotInitialized):
+		return db.owe("the replicator dropped its chain (spool write failed or spool full)")
+	}
+	return err
+}

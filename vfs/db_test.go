@@ -1,0 +1,173 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCapture runs the capture state machine (step, follow, adopt,
+// snapshot, resume) against a fake shim over real WAL bytes.
+func TestCapture(t *testing.T) {
+	t.Run("SnapshotThenAppend", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x21, 4: 0x41}, true)
+		f.sync()
+		f.commit(map[uint32]byte{3: 0x31}, true)
+		f.commit(map[uint32]byte{5: 0x51}, true)
+		if got := f.sync(); got < 2 {
+			t.Fatalf("Sync=%d, want the TXID after three commits", got)
+		}
+		f.check()
+		if n := f.snapshots(); n != 1 {
+			t.Errorf("%d snapshots, want 1", n)
+		}
+	})
+
+	// WAL restarts. A counted reset and salt-1 plus one is the generation
+	// after the one followed, whatever the checkpoint sequence says (it is
+	// each connection's own count): no snapshot. A reset no gate counted
+	// (a writer without the extension) may have destroyed frames, and a
+	// salt-1 that jumped means a generation was missed: a snapshot each.
+	for _, tc := range []struct {
+		name      string
+		saltDelta uint32
+		counted   bool
+		snapshots int
+	}{
+		{"RestartCounted", 1, true, 1},
+		{"RestartUncounted", 1, false, 2},
+		{"MissedGeneration", 2, true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeDB(t)
+			f.start()
+			f.commit(map[uint32]byte{2: 0x22}, true)
+			f.sync()
+			f.restart(f.w.salt1+tc.saltDelta, tc.counted)
+			f.commit(map[uint32]byte{3: 0x33}, true)
+			f.sync()
+			f.check()
+			if n := f.snapshots(); n != tc.snapshots {
+				t.Errorf("%d snapshots, want %d", n, tc.snapshots)
+			}
+		})
+	}
+
+	// Another process's gate counted the reset in the shared state.
+	t.Run("RestartCountedBySharedGate", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x25}, true)
+		f.sync()
+		f.restart(f.w.salt1+1, false)
+		f.db.sh.u64(offRestarts).Add(1)
+		f.commit(map[uint32]byte{3: 0x36}, false) // another process's commit: no announce
+		f.db.sh.signal(false)
+		f.sync()
+		f.check()
+		if n := f.snapshots(); n != 1 {
+			t.Errorf("%d snapshots after a reset counted by another process's gate, want 1", n)
+		}
+	})
+
+	t.Run("GateTimeout", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x26}, true)
+		f.sync()
+		f.host.gateTimeout()
+		f.commit(map[uint32]byte{3: 0x37}, true)
+		f.sync()
+		f.check()
+		if n := f.snapshots(); n != 2 {
+			t.Errorf("%d snapshots after a gate timeout, want 2", n)
+		}
+	})
+
+	t.Run("ExclusiveMode", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x27}, true)
+		f.sync()
+		f.host.exclusiveWrite()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := f.db.Sync(ctx); !errors.Is(err, ErrNotReplicating) {
+			t.Fatalf("Sync in exclusive mode = %v, want ErrNotReplicating", err)
+		}
+		if st := f.db.Status(); st.State != StateNotReplicating {
+			t.Fatalf("status %+v, want not-replicating", st)
+		}
+	})
+
+	// The database file replaced underneath an open connection (issue 9,
+	// item 7): loud, and no later commit is confirmed.
+	t.Run("FileReplaced", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x2a}, true)
+		f.sync()
+		other := filepath.Join(f.dir, "other.db")
+		if err := os.WriteFile(other, make([]byte, 4*fakePageSize), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(other, f.path); err != nil {
+			t.Fatal(err)
+		}
+		f.commit(map[uint32]byte{3: 0x3a}, true) // the old connection writes on
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := f.db.Sync(ctx)
+		if !errors.Is(err, ErrNotReplicating) || !strings.Contains(err.Error(), "replaced") {
+			t.Fatalf("Sync after the file was replaced = %v, want ErrNotReplicating naming it", err)
+		}
+		if st := f.db.Status(); st.State != StateNotReplicating || !strings.Contains(st.Reason, "replaced") {
+			t.Fatalf("status %+v", st)
+		}
+	})
+
+	// Resume: a reopened database whose WAL holds transactions committed
+	// after the spool's last position continues the chain from there.
+	t.Run("ResumeInsideWAL", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x28}, true)
+		f.sync()
+		f.stop()
+		f.commit(map[uint32]byte{3: 0x38}, false) // committed while nobody replicates
+		f.commit(map[uint32]byte{4: 0x48}, false)
+		f.host = newFakeHost(f.path)
+		f.host.setIndex(f.frames, f.w.salt1, f.w.salt2)
+		f.host.open(1, 1)
+		f.start()
+		f.sync()
+		f.check()
+		if n := f.snapshots(); n != 1 {
+			t.Errorf("%d snapshots after a resume inside the WAL, want 1", n)
+		}
+	})
+
+	// Status: starting before the first step, never ok for a commit the
+	// replica does not have.
+	t.Run("StatusHonest", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x29}, true)
+		txid := f.sync()
+		f.commit(map[uint32]byte{3: 0x39}, false) // another process's
+		f.db.sh.signal(false)
+		if st := f.db.Status(); st.State == StateOK && st.ReplicatedTXID <= uint64(txid) {
+			t.Fatalf("status ok at replicated TXID %d while a commit waits: %+v", st.ReplicatedTXID, st)
+		}
+		if got := f.sync(); got <= txid {
+			t.Fatalf("Sync after another commit = %d, want > %d", got, txid)
+		}
+		f.check()
+	})
+}

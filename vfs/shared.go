@@ -1,0 +1,356 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The shared state of one database: the file <state dir>/shared, 4 KiB,
+// mapped MAP_SHARED by every process on the host that opened the database
+// with the extension (Go here, the C shim through the same mapping; the
+// layout is struct lsShared in extension/shim.h). It is how the processes
+// that do not replicate tell the owner (the process holding the
+// replication lock) that they committed, hold their WAL resets until the
+// owner captured, and answer litestream_sync and litestream_status.
+//
+// It holds no durable state: the spool and the replica do. A new owner
+// re-initialises the position block at take-over, and a torn write of a
+// killed owner (an odd seqlock) is detected by readers, which then report
+// the position as unknown.
+//
+// Words, all host byte order (every process is on this host):
+//
+//	off  size  field          written by
+//	  0   4    magic "LSS1"   whoever creates the file
+//	  4   4    version (1)
+//	  8   4    seq            every non-owner shim at each commit; sync requests and gate waits (futex)
+//	 12   4    ownerWaiting   the owner's watcher: 1 while it sleeps on seq; the waker clears it
+//	 16   4    urgent         gate waiters and sync requests: end the owner's coalescing pause (futex)
+//	 20   4    pub            the owner, after every publish (futex)
+//	 24   4    pubWaiters     processes sleeping on pub
+//	 28   4    ownerPID       the owner, at take-over
+//	 32   8    restarts       non-owner gates: WAL resets let through
+//	 40   8    gateTimeouts   non-owner gates that gave up waiting
+//	 48   4    syncReq        sync requests, numbered
+//	 52   4    lock           seqlock over 56..(end of strings): odd while the owner writes
+//	 56   4    capSalt1       the owner: WAL generation followed and frames captured of it
+//	 60   4    capSalt2
+//	 64   4    capFrames
+//	 68   4    following      1 while the owner captures the WAL (non-owner gates wait only then)
+//	 72   8    capTXID        local TXID after the last completed step
+//	 80   8    replTXID       TXID durable in the replica
+//	 88   4    stepReq        syncReq read at the start of the last completed step
+//	 92   4    stepSeq        seq read at the start of the last completed step
+//	 96   4    state          sharedStarting, …
+//	100   4    pendingBytes   bytes waiting for the replica (saturated at 4 GiB-1)
+//	104 256    reason         NUL-padded
+//	360 256    lastError      NUL-padded
+const (
+	sharedSize    = 4096
+	sharedMagic   = 0x3153534c // "LSS1" little-endian
+	sharedVersion = 1
+
+	offMagic        = 0
+	offVersion      = 4
+	offSeq          = 8
+	offOwnerWaiting = 12
+	offUrgent       = 16
+	offPub          = 20
+	offPubWaiters   = 24
+	offOwnerPID     = 28
+	offRestarts     = 32
+	offGateTimeouts = 40
+	offSyncReq      = 48
+	offLock         = 52
+	offCapSalt1     = 56
+	offCapSalt2     = 60
+	offCapFrames    = 64
+	offFollowing    = 68
+	offCapTXID      = 72
+	offReplTXID     = 80
+	offStepReq      = 88
+	offStepSeq      = 92
+	offState        = 96
+	offPendingBytes = 100
+	offReason       = 104
+	offLastError    = 360
+	sharedStrLen    = 256
+	sharedEnd       = offLastError + sharedStrLen
+)
+
+// SharedLayout lists the field offsets, for the extension to check its C
+// struct against.
+var SharedLayout = map[string]uintptr{
+	"magic": offMagic, "version": offVersion, "seq": offSeq, "ownerWaiting": offOwnerWaiting,
+	"urgent": offUrgent, "pub": offPub, "pubWaiters": offPubWaiters, "ownerPid": offOwnerPID,
+	"restarts": offRestarts, "gateTimeouts": offGateTimeouts, "syncReq": offSyncReq, "lock": offLock,
+	"capSalt1": offCapSalt1, "capSalt2": offCapSalt2, "capFrames": offCapFrames, "following": offFollowing,
+	"capTXID": offCapTXID, "replTXID": offReplTXID, "stepReq": offStepReq, "stepSeq": offStepSeq,
+	"state": offState, "pendingBytes": offPendingBytes, "reason": offReason, "lastError": offLastError,
+}
+
+// Shared states (the state word).
+const (
+	sharedStarting       = 0 // no step completed since the owner took over
+	sharedOK             = 1
+	sharedError          = 2
+	sharedNeedsSnapshot  = 3
+	sharedNotReplicating = 4 // reason says why
+)
+
+var sharedStateNames = map[uint32]string{
+	sharedStarting: StateStarting, sharedOK: StateOK, sharedError: StateError,
+	sharedNeedsSnapshot: StateNeedsSnapshot, sharedNotReplicating: StateNotReplicating,
+}
+
+// errSharedTorn reports a position block whose writer died mid-write.
+var errSharedTorn = errors.New("shared state is being written (or its writer died)")
+
+// sharedPos is the position block the owner publishes.
+type sharedPos struct {
+	Salt1, Salt2 uint32
+	Frames       uint32
+	Following    bool
+	TXID         uint64 // local (captured) TXID
+	ReplTXID     uint64
+	StepReq      uint32
+	StepSeq      uint32
+	State        uint32
+	PendingBytes uint32
+	Reason       string
+	LastError    string
+}
+
+// shared is one process's mapping of the shared file.
+type shared struct {
+	f   *os.File
+	mem []byte
+	mu  sync.Mutex // one publisher at a time in this process
+}
+
+// openShared maps path, creating and initialising it if needed.
+func openShared(path string) (*shared, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open shared state: %w", err)
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() < sharedSize {
+		err = f.Truncate(sharedSize) // zero-filled; growing never loses a word
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("size shared state: %w", err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, sharedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("map shared state: %w", err)
+	}
+	s := &shared{f: f, mem: mem}
+	if s.u32(offMagic).CompareAndSwap(0, sharedMagic) {
+		s.u32(offVersion).Store(sharedVersion)
+	} else if s.u32(offMagic).Load() != sharedMagic || s.u32(offVersion).Load() != sharedVersion {
+		s.close()
+		return nil, fmt.Errorf("shared state %s: unknown format (magic %#x, version %d)", path, s.u32(offMagic).Load(), s.u32(offVersion).Load())
+	}
+	return s, nil
+}
+
+// close unmaps the file. The shim may hold the address: only call it when
+// the shim was never given it.
+func (s *shared) close() {
+	_ = unix.Munmap(s.mem)
+	_ = s.f.Close()
+}
+
+// Addr is the mapping's address, for the shim (the mapping is never
+// unmapped while the shim has it).
+func (s *shared) Addr() unsafe.Pointer { return unsafe.Pointer(&s.mem[0]) }
+
+func (s *shared) u32(off int) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&s.mem[off])) }
+func (s *shared) u64(off int) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&s.mem[off])) }
+
+// takeOver resets the position block for a new owner: nothing of the dead
+// owner's is trusted, a torn seqlock included.
+func (s *shared) takeOver(pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lock := s.u32(offLock)
+	v := lock.Load()
+	lock.Store(v | 1)
+	s.u32(offFollowing).Store(0)
+	s.u32(offState).Store(sharedStarting)
+	s.putStr(offReason, "")
+	s.putStr(offLastError, "")
+	s.u32(offOwnerPID).Store(uint32(pid))
+	lock.Store((v | 1) + 1)
+	s.bumpPub()
+}
+
+// publish writes p under the seqlock and wakes readers.
+func (s *shared) publish(p sharedPos) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lock := s.u32(offLock)
+	v := lock.Load() | 1
+	lock.Store(v)
+	s.u32(offCapSalt1).Store(p.Salt1)
+	s.u32(offCapSalt2).Store(p.Salt2)
+	s.u32(offCapFrames).Store(p.Frames)
+	f := uint32(0)
+	if p.Following {
+		f = 1
+	}
+	s.u32(offFollowing).Store(f)
+	s.u64(offCapTXID).Store(p.TXID)
+	s.u64(offReplTXID).Store(p.ReplTXID)
+	s.u32(offStepReq).Store(p.StepReq)
+	s.u32(offStepSeq).Store(p.StepSeq)
+	s.u32(offState).Store(p.State)
+	s.u32(offPendingBytes).Store(p.PendingBytes)
+	s.putStr(offReason, p.Reason)
+	s.putStr(offLastError, p.LastError)
+	lock.Store(v + 1)
+	s.bumpPub()
+}
+
+func (s *shared) bumpPub() {
+	s.u32(offPub).Add(1)
+	if s.u32(offPubWaiters).Load() > 0 {
+		futexWake(s.u32(offPub))
+	}
+}
+
+// putStr stores str NUL-padded; caller holds the seqlock odd.
+func (s *shared) putStr(off int, str string) {
+	b := s.mem[off : off+sharedStrLen]
+	n := copy(b[:sharedStrLen-1], str)
+	clear(b[n:])
+}
+
+func (s *shared) getStr(off int) string {
+	b := s.mem[off : off+sharedStrLen]
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	return string(b[:n])
+}
+
+// load reads the position block; errSharedTorn if no stable read came in
+// about a millisecond (a writer mid-write, or one killed there).
+func (s *shared) load() (sharedPos, error) {
+	lock := s.u32(offLock)
+	for try := 0; try < 1000; try++ {
+		v := lock.Load()
+		if v&1 != 0 {
+			if try > 100 {
+				time.Sleep(10 * time.Microsecond)
+			}
+			continue
+		}
+		p := sharedPos{
+			Salt1:        s.u32(offCapSalt1).Load(),
+			Salt2:        s.u32(offCapSalt2).Load(),
+			Frames:       s.u32(offCapFrames).Load(),
+			Following:    s.u32(offFollowing).Load() != 0,
+			TXID:         s.u64(offCapTXID).Load(),
+			ReplTXID:     s.u64(offReplTXID).Load(),
+			StepReq:      s.u32(offStepReq).Load(),
+			StepSeq:      s.u32(offStepSeq).Load(),
+			State:        s.u32(offState).Load(),
+			PendingBytes: s.u32(offPendingBytes).Load(),
+			Reason:       s.getStr(offReason),
+			LastError:    s.getStr(offLastError),
+		}
+		if lock.Load() == v {
+			return p, nil
+		}
+	}
+	return sharedPos{}, errSharedTorn
+}
+
+// ownerPID returns the pid the owner recorded at take-over (0: none yet).
+func (s *shared) ownerPID() int { return int(s.u32(offOwnerPID).Load()) }
+
+// signal records that something happened the owner must look at (a
+// commit, a sync request) and wakes the owner's watcher if it sleeps.
+func (s *shared) signal(urgent bool) {
+	if urgent {
+		s.u32(offUrgent).Add(1)
+		futexWake(s.u32(offUrgent))
+	}
+	s.u32(offSeq).Add(1)
+	if s.u32(offOwnerWaiting).CompareAndSwap(1, 0) {
+		futexWake(s.u32(offSeq))
+	}
+}
+
+// request numbers a sync request and signals the owner.
+func (s *shared) request() uint32 {
+	req := s.u32(offSyncReq).Add(1)
+	s.signal(true)
+	return req
+}
+
+// waitPub blocks until ok(pos) holds, ctx ends (its error) or the
+// position cannot be read. Readers sleep on the pub futex, re-checking at
+// least every 100 ms (an owner that died cannot wake them).
+func (s *shared) waitPub(ctx context.Context, ok func(sharedPos) bool) (sharedPos, error) {
+	pub, waiters := s.u32(offPub), s.u32(offPubWaiters)
+	for {
+		waiters.Add(1)
+		v := pub.Load()
+		p, err := s.load()
+		if err == nil && ok(p) {
+			waiters.Add(^uint32(0))
+			return p, nil
+		}
+		wait := 100 * time.Millisecond
+		if dl, has := ctx.Deadline(); has {
+			wait = min(wait, time.Until(dl))
+		}
+		if ctx.Err() == nil && wait > 0 {
+			futexWait(pub, v, wait)
+		}
+		waiters.Add(^uint32(0))
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+	}
+}
+
+// serial reports whether a is at or after b in wrapping uint32 order.
+func serialGE(a, b uint32) bool { return int32(a-b) >= 0 }
+
+// futexWait sleeps while *w == val, at most d (<0: no limit). Not FUTEX_PRIVATE: the
+// word is in a shared file mapping, and the kernel keys it by file and
+// offset, so waiters and wakers in other processes meet.
+func futexWait(w *atomic.Uint32, val uint32, d time.Duration) {
+	var tsp *unix.Timespec
+	if d >= 0 {
+		ts := unix.NsecToTimespec(int64(d))
+		tsp = &ts
+	}
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWaitOp, uintptr(val), uintptr(unsafe.Pointer(tsp)), 0, 0)
+}
+
+// futexWake wakes every sleeper on w.
+func futexWake(w *atomic.Uint32) {
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWakeOp, uintptr(1<<30), 0, 0, 0)
+}
+
+// futex(2) operations, without FUTEX_PRIVATE_FLAG (linux/futex.h).
+const (
+	futexWaitOp = 0
+	futexWakeOp = 1
+)
