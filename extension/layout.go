@@ -29,6 +29,7 @@ func sharedLayoutErrors() []string {
 		"stepReq": unsafe.Offsetof(s.stepReq), "stepSeq": unsafe.Offsetof(s.stepSeq),
 		"state": unsafe.Offsetof(s.state), "pendingBytes": unsafe.Offsetof(s.pendingBytes),
 		"reason": unsafe.Offsetof(s.reason), "lastError": unsafe.Offsetof(s.lastError),
+		"wantTXID": unsafe.Offsetof(s.wantTXID),
 	}
 	var errs []string
 	for name, off := range vfs.SharedLayout {

@@ -19,16 +19,26 @@ SQLITE_EXTENSION_INIT3
 ** read transaction on it. While it is open no checkpointer, in this process
 ** or another, can copy WAL frames past its read mark into the database
 ** file, so a snapshot read from the file plus the WAL stays consistent. */
+static int lsReaderStarting = 0;
+
+int ls_reader_starting(void) {
+  return __atomic_load_n(&lsReaderStarting, __ATOMIC_ACQUIRE);
+}
+
 void *ls_reader_begin(const char *zPath, char **pzErr) {
   sqlite3 *db = 0;
   int rc;
   if (pOrigVfs == 0) return 0;
+  /* While it starts, this process's connections wait out the locks it
+  ** may take for WAL recovery instead of failing (lsShmLockBusy). */
+  __atomic_add_fetch(&lsReaderStarting, 1, __ATOMIC_SEQ_CST);
   rc = sqlite3_open_v2(zPath, &db, SQLITE_OPEN_READONLY, pOrigVfs->zName);
   if (rc == SQLITE_OK) {
     sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
     sqlite3_busy_timeout(db, 1000);
     rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM sqlite_schema;", 0, 0, 0);
   }
+  __atomic_sub_fetch(&lsReaderStarting, 1, __ATOMIC_SEQ_CST);
   if (rc != SQLITE_OK) {
     *pzErr = strdup(db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close(db);

@@ -56,6 +56,7 @@ int lsGateTimeoutMs = 30000;
 
 static void lsSharedGate(lsDb *p);
 static int lsOwnsGates(lsDb *p);
+static int lsShmLockBusy(sqlite3_file *o, int ofst, int n, int flags);
 
 /* ---------- per-database state ---------- */
 
@@ -411,6 +412,27 @@ static int lsShmMap(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
   return rc;
 }
 
+/* lsShmLockBusy handles a lock request of this process's own connections
+** that found a lock busy while the replicator's private snapshot reader
+** starts its read transaction (ls_reader_begin): that reader may run WAL
+** recovery, holding WAL_WRITE and the read marks for a moment, and an
+** application that never sees lock conflicts with plain SQLite (one
+** connection, no busy handler) must not get SQLITE_BUSY from it. It tries
+** again every 100 us while the reader starts, 2 s at most; otherwise, and
+** after that, SQLite gets SQLITE_BUSY as usual. */
+__attribute__((noinline)) static int lsShmLockBusy(sqlite3_file *o, int ofst,
+                                                   int n, int flags) {
+  int rc = SQLITE_BUSY, i;
+  if ((flags & SQLITE_SHM_LOCK) == 0) return rc;
+  for (i = 0; i < 20000 && ls_reader_starting(); i++) {
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, 0);
+    rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc != SQLITE_BUSY) break;
+  }
+  return rc;
+}
+
 /* lsShmLockWatched takes the xShmLock calls lsShmLock does not pass
 ** straight through. Out of line, so the common path stays short. */
 __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
@@ -422,13 +444,16 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
   int rc;
   if (!lsForked && ofst == 1 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
     /* CKPT taken: a checkpoint starts, and a WAL reset (which waits at the
-    ** gate) may follow it. Wake Go from its coalescing pause so it catches
-    ** up while the checkpoint copies pages. */
+    ** gate) may follow it. Wake the replicator from its coalescing pause,
+    ** here or in the process that replicates, so it catches up while the
+    ** checkpoint copies pages. */
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
     if (rc == SQLITE_OK) {
       pthread_mutex_lock(&d->mu);
       lsUrgentLocked(d);
       pthread_mutex_unlock(&d->mu);
+      if (d->pShared && !lsOwnsGates(d)) ls_shared_signal(d->pShared, 1);
     }
     return rc;
   }
@@ -439,12 +464,15 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     ** header). One read mark taken exclusively (n == 1) is a reader
     ** moving it, on nearly every transaction: not a restart. */
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
     if (rc == SQLITE_OK) lsRecordEnd(p);
     return rc;
   }
   /* Taking WAL_WRITE is lsShmLock's; what is left to watch is its release. */
   if (ofst != 0 || flags != (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
-    return o->pMethods->xShmLock(o, ofst, n, flags);
+    rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
+    return rc;
   }
   if (lsForked) {
     /* A forked child's commits: the parent's replicator (or whichever
@@ -494,11 +522,14 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
 static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
   sqlite3_file *o = ORIGFILE(pFile);
   if (ofst > 1 && n != SQLITE_SHM_NLOCK - 4) {
-    return o->pMethods->xShmLock(o, ofst, n, flags);
+    int rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
+    return rc;
   }
   if (ofst == 0 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) &&
       !lsForked) { /* a write transaction starts */
     int rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
     if (rc == SQLITE_OK) ((lsFile *)pFile)->pDb->walWriteHeld = 1;
     return rc;
   }

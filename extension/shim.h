@@ -55,6 +55,7 @@ typedef struct lsShared {
   uint32_t stepReq, stepSeq, state, pendingBytes;
   char reason[256];
   char lastError[256];
+  uint64_t wantTXID; /* the highest TXID a process waits to see replicated */
 } lsShared;
 
 /* shared.c. ls_shared_signal records a commit or gate wait (urgent) for
@@ -123,6 +124,9 @@ void ls_snapshot_begin(lsDb *p);
 void ls_snapshot_end(lsDb *p);
 void ls_get_events(lsDb *p, lsEvents *out);
 void *ls_reader_begin(const char *zPath, char **pzErr);
+/* ls_reader_starting reports whether ls_reader_begin is under way in this
+** process (realvfs.c). */
+int ls_reader_starting(void);
 void ls_reader_end(void *db);
 void *ls_dbfile_open(const char *zPath, int *pRc);
 int ls_dbfile_read(void *pFile, void *buf, int n, int64_t off);

@@ -87,6 +87,7 @@ type Replicator struct {
 	urge       chan struct{} // a caller waits for the replica: do not pace (committer)
 	uploadUrge chan struct{} // the same, for the uploader
 	broken     atomic.Bool   // a captured file was lost: the chain needs a snapshot
+	want       atomic.Uint64 // the highest TXID a caller waits to see replicated (UrgeTo)
 	onBroken   func()
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -426,6 +427,22 @@ func (r *Replicator) Urge() {
 	poke(r.uploadUrge)
 }
 
+// UrgeTo is Urge for a caller that waits until the replica holds txid:
+// the committer and the uploader do not pace until it does (a single
+// wake-up could be spent on a pause that ends before txid is captured).
+func (r *Replicator) UrgeTo(txid ltx.TXID) {
+	for {
+		cur := r.want.Load()
+		if uint64(txid) <= cur || r.want.CompareAndSwap(cur, uint64(txid)) {
+			break
+		}
+	}
+	r.Urge()
+}
+
+// wanted reports whether a caller waits for a TXID past pos.
+func (r *Replicator) wanted(pos ltx.TXID) bool { return ltx.TXID(r.want.Load()) > pos }
+
 // txnCount returns how many transactions entries cover, a snapshot
 // counting as one.
 func txnCount(entries []*spoolEntry) int64 {
@@ -452,7 +469,10 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 			return
 		case <-r.commitWake:
 		}
-		if !p.wait(ctx, r.urge) {
+		r.mu.Lock()
+		durable := r.durable.TXID
+		r.mu.Unlock()
+		if !r.wanted(durable) && !p.wait(ctx, r.urge) {
 			return
 		}
 		threads.Background()
@@ -578,7 +598,7 @@ func (r *Replicator) setError(err error) {
 // WaitReplicated blocks until the replica holds txid or ctx ends. It
 // urges a paced commit cycle.
 func (r *Replicator) WaitReplicated(ctx context.Context, txid ltx.TXID) error {
-	r.Urge()
+	r.UrgeTo(txid)
 	for {
 		r.mu.Lock()
 		done, ch := r.confirmed && r.replicated.TXID >= txid, r.changed

@@ -111,7 +111,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
-		if interval == 0 && !p.wait(ctx, r.uploadUrge) {
+		if interval == 0 && !r.wanted(r.Status().ReplicatedTXID) && !p.wait(ctx, r.uploadUrge) {
 			return
 		}
 		batch := r.nextBatch()

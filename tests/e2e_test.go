@@ -232,7 +232,9 @@ func TestScenarios(t *testing.T) {
 			t.Skip("-short: skipping 10k transactions")
 		}
 		_, db := newDB(t)
-		lines := []string{"PRAGMA journal_mode=WAL;", "CREATE TABLE tiny(id INTEGER PRIMARY KEY, v BLOB);"}
+		// The first snapshot covers whatever was committed when it was
+		// taken; after it, each transaction gets its own TXID.
+		lines := []string{"PRAGMA journal_mode=WAL;", "CREATE TABLE tiny(id INTEGER PRIMARY KEY, v BLOB);", syncLine(60000)}
 		for i := 0; i < 10000; i++ {
 			lines = append(lines, fmt.Sprintf("INSERT INTO tiny(v) VALUES(randomblob(%d));", 8+i%32))
 		}
@@ -240,8 +242,18 @@ func TestScenarios(t *testing.T) {
 		start := time.Now()
 		out := clientWrite(t, false, db, dbURI(db), lines, nil)
 		t.Logf("10k transactions + sync: %s", time.Since(start).Round(time.Millisecond))
-		if txid := lastTXID(t, out); txid < 10000 {
-			t.Errorf("litestream_sync TXID=%d after 10002 transactions, want >= 10000", txid)
+		var txids []int64
+		for _, l := range out {
+			if v, ok := strings.CutPrefix(l, "TXID:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("bad TXID line %q", l)
+				}
+				txids = append(txids, n)
+			}
+		}
+		if len(txids) != 2 || txids[1]-txids[0] != 10000 {
+			t.Errorf("litestream_sync TXIDs %v before and after 10000 transactions, want 10000 apart", txids)
 		}
 		verifyRestore(t, db, fileURL(defaultReplica(db)))
 	})

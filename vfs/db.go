@@ -37,10 +37,11 @@ var (
 	// ErrWALChanged is returned when another process restarted the WAL
 	// while frames were being read; the capture is retried as a snapshot.
 	ErrWALChanged = errors.New("wal restarted by another process while reading")
-	// errWALIndexNotReady defers a snapshot until this process's
-	// connections have a wal-index (see snapshot).
-	errWALIndexNotReady = errors.New("wal-index not built yet")
 )
+
+// reasonExclusive is the status reason while locking_mode=EXCLUSIVE hides
+// the WAL index.
+const reasonExclusive = "locking_mode=EXCLUSIVE: commits cannot be observed"
 
 // reasonEmpty is the status reason of a database with no pages yet.
 const reasonEmpty = "empty database, not in WAL mode yet"
@@ -100,9 +101,10 @@ type DB struct {
 	genRestarts  uint64      // Restarts when the followed generation was adopted
 	owner        atomic.Bool // this process holds the replication lock
 	exclusive    bool
-	ino          uint64 // inode of the database file when first seen
-	replaced     string // set once the file at the path is not that inode
-	batched      int    // transactions captured by the current step
+	exclSeen     atomic.Uint64 // ExclusiveWrites the last step saw (Status reads it)
+	ino          uint64        // inode of the database file when first seen
+	replaced     string        // set once the file at the path is not that inode
+	batched      int           // transactions captured by the current step
 	needSnapshot bool
 	opened       bool
 
@@ -271,19 +273,13 @@ func (db *DB) loop(ctx context.Context) {
 		t0 := time.Now()
 		// A step reads everything committed before it starts: it serves
 		// the sync requests and covers the signals made so far.
-		req, seq := db.sh.u32(offSyncReq).Load(), db.sh.u32(offSeq).Load()
+		req, seq, urgent := db.sh.u32(offSyncReq).Load(), db.sh.u32(offSeq).Load(), db.sh.u32(offUrgent).Load()
 		err := db.step(ctx, ev)
 		db.publishStep(req, seq, err)
 		if db.logger.Enabled(ctx, slog.LevelDebug) {
 			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0))
 		}
 		switch {
-		case errors.Is(err, errWALIndexNotReady) && ev.WALOpen > 0:
-			// A connection of this process is opening the WAL: try again
-			// shortly. Not an error.
-			retry = min(max(2*retry, time.Millisecond), 200*time.Millisecond)
-		case errors.Is(err, errWALIndexNotReady):
-			retry = -1 // the WAL is not open yet: its open wakes the loop
 		case err != nil:
 			db.setError(err)
 			db.logger.Warn("capture failed", "err", err)
@@ -303,7 +299,10 @@ func (db *DB) loop(ctx context.Context) {
 		if db.batched > 0 {
 			interval = stepPace(interval, db.batched, t0.Sub(lastStep))
 			lastStep = t0
-			if wait := interval - time.Since(t0); wait > 0 {
+			// A sync request or a gate wait of another process since the
+			// step started wants the next step now (its wake-up may have
+			// come before this pause began).
+			if wait := interval - time.Since(t0); wait > 0 && db.sh.u32(offUrgent).Load() == urgent {
 				db.host.WaitGate(wait)
 			}
 		}
@@ -318,7 +317,7 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 	ev = db.merge(ev)
 	seq := ev.Announced
 	defer func() {
-		if err != nil && !errors.Is(err, errWALIndexNotReady) {
+		if err != nil {
 			db.needSnapshot = true
 		}
 		var s1, s2, frames uint32
@@ -355,13 +354,14 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 	if ev.GateTimeouts != db.seen.GateTimeouts || ev.SnapshotBroken != db.seen.SnapshotBroken {
 		db.needSnapshot = true
 	}
+	db.exclSeen.Store(ev.ExclusiveWrites)
 	if ev.ExclusiveWrites != db.seen.ExclusiveWrites && !db.exclusive {
 		db.exclusive = true
 		db.logger.Warn("not replicating: locking_mode=EXCLUSIVE keeps the WAL index private; commits cannot be observed")
 	}
 	if db.exclusive {
 		if ev.WALOpen > 0 {
-			db.setReason("locking_mode=EXCLUSIVE: commits cannot be observed", false)
+			db.setReason(reasonExclusive, false)
 			return nil
 		}
 		db.exclusive = false

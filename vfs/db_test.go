@@ -106,6 +106,27 @@ func TestCapture(t *testing.T) {
 		}
 	})
 
+	// Not in WAL mode (the header's read/write versions 1, no WAL open):
+	// not replicating, loudly, and sync says so.
+	t.Run("NotWAL", func(t *testing.T) {
+		f := newFakeDB(t)
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[18], b[19] = 1, 1
+		if err := os.WriteFile(f.path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f.host.open(1, 0)
+		f.start()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := f.db.Sync(ctx); !errors.Is(err, ErrNotReplicating) || !strings.Contains(err.Error(), "WAL") {
+			t.Fatalf("Sync on a rollback-journal database = %v, want ErrNotReplicating naming WAL", err)
+		}
+	})
+
 	// The database file replaced underneath an open connection (issue 9,
 	// item 7): loud, and no later commit is confirmed.
 	t.Run("FileReplaced", func(t *testing.T) {

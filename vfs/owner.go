@@ -5,6 +5,10 @@ import (
 	"errors"
 	"syscall"
 	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/internal/threads"
 )
 
 // The owner's side of the shared state (shared.go): it wakes on what
@@ -24,8 +28,12 @@ func (db *DB) merge(ev Events) Events {
 // that it served the sync requests and signals (req, seq) made before it
 // started. Called by the capture goroutine.
 func (db *DB) publishStep(req, seq uint32, err error) {
-	served := err == nil && !db.needSnapshot
 	db.mu.Lock()
+	// A step serves the requests made before it when it captured
+	// everything on an unbroken chain (after a spool overflow or a lost
+	// spool write the replica lacks files until a snapshot), or found that
+	// nothing can be (the reason says why).
+	served := err == nil && (db.reason != "" || (!db.needSnapshot && db.rep.Initialized()))
 	p := &db.pub
 	if served {
 		p.StepReq, p.StepSeq = req, seq
@@ -47,7 +55,7 @@ func (db *DB) publishStep(req, seq uint32, err error) {
 
 // publish writes the published position with the current status.
 func (db *DB) publish() {
-	st := db.Status()
+	st := db.ownerStatus(Status{}, Events{})
 	db.mu.Lock()
 	p := db.pub
 	db.mu.Unlock()
@@ -73,6 +81,7 @@ func (db *DB) publish() {
 // a failure), so other processes' litestream_sync sees the replica catch up.
 func (db *DB) publishLoop(ctx context.Context) {
 	for {
+		threads.Background()
 		ch := db.rep.Changed()
 		db.publish()
 		select {
@@ -91,6 +100,7 @@ func (db *DB) watch(ctx context.Context) {
 	seq, waiting := db.sh.u32(offSeq), db.sh.u32(offOwnerWaiting)
 	seen := seq.Load()
 	for ctx.Err() == nil {
+		threads.Background()
 		waiting.Store(1)
 		if seq.Load() == seen {
 			futexWait(seq, seen, -1)
@@ -121,13 +131,14 @@ func (db *DB) watchUrgent(ctx context.Context) {
 	urgent := db.sh.u32(offUrgent)
 	seen := urgent.Load()
 	for ctx.Err() == nil {
+		threads.Background()
 		futexWait(urgent, seen, -1)
 		cur := urgent.Load()
 		if cur == seen || ctx.Err() != nil {
 			continue
 		}
 		seen = cur
-		db.rep.Urge()
+		db.rep.UrgeTo(ltx.TXID(db.sh.u64(offWantTXID).Load()))
 		db.host.Poke()
 	}
 }

@@ -53,6 +53,7 @@ import (
 //	100   4    pendingBytes   bytes waiting for the replica (saturated at 4 GiB-1)
 //	104 256    reason         NUL-padded
 //	360 256    lastError      NUL-padded
+//	616   8    wantTXID       processes waiting in litestream_sync: the highest TXID they wait for
 const (
 	sharedSize    = 4096
 	sharedMagic   = 0x3153534c // "LSS1" little-endian
@@ -83,7 +84,7 @@ const (
 	offReason       = 104
 	offLastError    = 360
 	sharedStrLen    = 256
-	sharedEnd       = offLastError + sharedStrLen
+	offWantTXID     = 616
 )
 
 // SharedLayout lists the field offsets, for the extension to check its C
@@ -95,6 +96,7 @@ var SharedLayout = map[string]uintptr{
 	"capSalt1": offCapSalt1, "capSalt2": offCapSalt2, "capFrames": offCapFrames, "following": offFollowing,
 	"capTXID": offCapTXID, "replTXID": offReplTXID, "stepReq": offStepReq, "stepSeq": offStepSeq,
 	"state": offState, "pendingBytes": offPendingBytes, "reason": offReason, "lastError": offLastError,
+	"wantTXID": offWantTXID,
 }
 
 // Shared states (the state word).
@@ -300,6 +302,20 @@ func (s *shared) request() uint32 {
 	req := s.u32(offSyncReq).Add(1)
 	s.signal(true)
 	return req
+}
+
+// want records that a process waits for txid to be replicated (the
+// highest such TXID is kept) and signals the owner: its committer and
+// uploader skip their pacing until the replica holds it.
+func (s *shared) want(txid uint64) {
+	w := s.u64(offWantTXID)
+	for {
+		cur := w.Load()
+		if txid <= cur || w.CompareAndSwap(cur, txid) {
+			break
+		}
+	}
+	s.signal(true)
 }
 
 // waitPub blocks until ok(pos) holds, ctx ends (its error) or the

@@ -25,13 +25,12 @@ func (db *DB) snapshot() error {
 	if wal, empty, err := db.walMode(); err != nil || empty || !wal {
 		return err // nothing to snapshot yet
 	}
-	// While this process has the database open, the read transaction
-	// starts only once its connections have built the wal-index: a reader
-	// that finds it unbuilt runs WAL recovery under the WAL_WRITE lock, and
-	// an application write at that moment fails with SQLITE_BUSY_RECOVERY.
-	if _, _, _, ok := db.host.WALIndex(); !ok && db.host.Events().Conns > 0 {
-		return errWALIndexNotReady
-	}
+	// A reader that finds the wal-index unbuilt runs WAL recovery under
+	// the WAL_WRITE lock; while it starts, the shim makes this process's
+	// connections wait for such locks instead of failing with
+	// SQLITE_BUSY_RECOVERY (lsShmLockBusy), so it need not wait for them
+	// to build the wal-index first (an owner that never reads would wait
+	// forever).
 	// Read transaction first, then hold back this process's checkpoint
 	// writes: the other way round, a connection closing (which checkpoints
 	// under an EXCLUSIVE lock) waits for the snapshot while the reader

@@ -40,6 +40,13 @@ func (db *DB) Status() Status {
 	if !db.owner.Load() {
 		return db.sharedStatus(st)
 	}
+	return db.ownerStatus(st, ev)
+}
+
+// ownerStatus fills st in the process that replicates. ev are the shim's
+// counters; publish passes none (it needs no more than the replicator's
+// view, and the shim's mutex is the writers' on every commit).
+func (db *DB) ownerStatus(st Status, ev Events) Status {
 	db.mu.Lock()
 	reason, lastErr, lastErrAt, pending, errActive, stepped := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive, db.stepped
 	stepSeq := db.pub.StepSeq
@@ -56,6 +63,9 @@ func (db *DB) Status() Status {
 	}
 	if !errAt.IsZero() {
 		st.LastErrorAt = errAt.UTC().Format(time.RFC3339Nano)
+	}
+	if reason == "" && ev.WALOpen > 0 && ev.ExclusiveWrites != db.exclSeen.Load() {
+		reason = reasonExclusive // seen by the shim, not yet by a step
 	}
 	switch {
 	case reason != "":
@@ -130,7 +140,9 @@ func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
 	}
 	target := p.TXID
 	if db.owner.Load() {
-		db.rep.Urge()
+		db.rep.UrgeTo(ltx.TXID(target))
+	} else {
+		db.sh.want(target) // the owner's committer and uploader stop pacing
 	}
 	if _, err := db.sh.waitPub(ctx, func(p sharedPos) bool { return p.ReplTXID >= target }); err != nil {
 		return 0, db.syncErr(err)

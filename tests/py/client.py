@@ -33,10 +33,12 @@ Usage:
       so whatever the replica holds of the child's rows, the parent's
       replicator shipped on its own.
 
-  client.py EXTENSION DB_URI writer WHO TXNS SECONDS
+  client.py EXTENSION DB_URI writer WHO TXNS SECONDS [THREADS]
       Inserts rows (who, n) into table mp, one transaction each, until TXNS
       are written or SECONDS pass; then prints "WROTE n",
       "TXID <litestream_sync(60000)>" and "STATUS <litestream_status()>".
+      With THREADS > 1, that many threads do so at once, each on its own
+      connection (WHO gets "-<thread>"), each printing its own lines.
 
 Exit codes: 2 load failure ("LOADFAIL <msg>"), 3 open failure
 ("OPENFAIL <code> <msg>").
@@ -210,19 +212,53 @@ def ckpt_race(uri, seed, txns, seconds):
         sys.exit(5)
 
 
-def writer_mode(uri, who, txns, seconds):
-    c = connect(uri)
-    c.execute("PRAGMA journal_mode=WAL").fetchall()
-    c.execute("CREATE TABLE IF NOT EXISTS mp(who TEXT, n INTEGER, pad BLOB)")
-    deadline = time.monotonic() + seconds
-    n = 0
-    while n < txns and time.monotonic() < deadline:
-        c.execute("INSERT INTO mp VALUES(?, ?, randomblob(abs(random()) % 300))", (who, n))
-        n += 1
-    print("WROTE %d" % n, flush=True)
-    print("TXID %s" % c.execute("SELECT litestream_sync(60000)").fetchone()[0], flush=True)
-    print("STATUS %s" % c.execute("SELECT litestream_status()").fetchone()[0], flush=True)
-    c.close()
+def writer_mode(uri, who, txns, seconds, threads=1):
+    out = threading.Lock()
+
+    def say(line):
+        with out:
+            print(line, flush=True)
+
+    def write(name):
+        c = connect(uri)
+        c.execute("PRAGMA journal_mode=WAL").fetchall()
+        c.execute("CREATE TABLE IF NOT EXISTS mp(who TEXT, n INTEGER, pad BLOB)")
+        deadline = time.monotonic() + seconds
+        n = 0
+        while n < txns and time.monotonic() < deadline:
+            try:
+                c.execute("INSERT INTO mp VALUES(?, ?, randomblob(abs(random()) % 300))", (name, n))
+            except sqlite3.OperationalError as e:
+                # Many tight writer loops can starve one past its busy
+                # timeout (SQLite's busy handler sleeps); try again.
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                continue
+            n += 1
+        say("WROTE %d" % n)
+        say("TXID %s" % c.execute("SELECT litestream_sync(60000)").fetchone()[0])
+        say("STATUS %s" % c.execute("SELECT litestream_status()").fetchone()[0])
+        c.close()
+
+    if threads <= 1:
+        write(who)
+        return
+    errors = []
+
+    def run(i):
+        try:
+            write("%s-%d" % (who, i))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=seconds + 120)
+    if errors or any(t.is_alive() for t in ts):
+        say("WRITER-ERROR %s" % errors)
+        sys.exit(6)
 
 
 def fork_mode(uri, seed, idle=False):
@@ -305,7 +341,8 @@ def main():
         return
     if len(sys.argv) > 3 and sys.argv[3] == "writer":
         conn.close()
-        writer_mode(uri, sys.argv[4], int(sys.argv[5]), float(sys.argv[6]))
+        writer_mode(uri, sys.argv[4], int(sys.argv[5]), float(sys.argv[6]),
+                    int(sys.argv[7]) if len(sys.argv) > 7 else 1)
         return
     if len(sys.argv) > 3 and sys.argv[3] == "ckpt-race":
         conn.close()
