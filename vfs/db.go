@@ -168,9 +168,11 @@ func Open(cfg Config) (*DB, error) {
 		NoChecksum:       cfg.NoChecksum,
 	})
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		// Another process replicates: this one's commits reach the
+		// replica through it (shared state); it takes over when that
+		// process goes away.
 		owner, _ := io.ReadAll(io.LimitReader(lock, 32))
-		db.reason = fmt.Sprintf("another process (pid %s) replicates this database", string(owner))
-		db.logger.Warn("not replicating", "reason", db.reason)
+		db.logger.Info("another process replicates this database; its replicator ships this process's commits", "owner_pid", string(owner))
 		return db, nil
 	}
 	db.takeOwnership()
