@@ -279,6 +279,15 @@ static void lsSharedGate(lsDb *p) {
     p->ev.gateWaitNs += (uint64_t)waited;
     pthread_mutex_unlock(&p->mu);
   }
+  /* The reset ends that generation: a later write at offset 0 (the header
+  ** of a truncated WAL) has nothing of it left to wait for. Without this a
+  ** write after this process's wal_checkpoint(TRUNCATE) waited the whole
+  ** gate timeout for a generation the owner had already left. */
+  pthread_mutex_lock(&p->mu);
+  if (p->ev.endMxFrame == mx && p->ev.endSalt1 == s1 && p->ev.endSalt2 == s2) {
+    p->ev.endMxFrame = 0;
+  }
+  pthread_mutex_unlock(&p->mu);
   __atomic_add_fetch(&s->restarts, 1, __ATOMIC_SEQ_CST);
 }
 

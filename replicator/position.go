@@ -24,7 +24,7 @@ import (
 // openWait bounds how long Open asks the store for its position when no
 // position file exists (a first start): it only saves a snapshot, and a
 // store that does not answer in time is asked again by the uploader.
-const openWait = 2 * time.Second
+const openWait = 500 * time.Millisecond
 
 // replicaPos returns the position of the newest file in the replica.
 func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {

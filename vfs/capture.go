@@ -43,7 +43,12 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		if db.fol.Following() && ev.Restarts == db.genRestarts {
 			return false, db.owe("the WAL was restarted by another process")
 		}
-		if !db.fol.Succeeds(hdr) {
+		// After a counted truncation or deletion the follower follows
+		// nothing: a header that a gate counted since starts the next
+		// generation, whatever its salts (a connection that never
+		// restarted the WAL itself writes random ones).
+		afterEmpty := !db.fol.Following() && ev.Restarts > db.genRestarts
+		if !afterEmpty && !db.fol.Succeeds(hdr) {
 			return false, db.owe("a WAL generation was missed (another process restarted it)")
 		}
 		if db.fol.Following() && db.endsBeyond(ev) {

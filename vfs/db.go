@@ -351,6 +351,9 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 	}
 	if why := db.fileReplaced(); why != "" {
 		db.setReason(why, true)
+		// Nothing of this file can be captured any more: gates must not
+		// wait for it (a closing connection waited the gate timeout).
+		db.host.SetAttached(false)
 		return nil
 	}
 	if ev.GateTimeouts != db.seen.GateTimeouts || ev.SnapshotBroken != db.seen.SnapshotBroken {
@@ -429,9 +432,9 @@ func (db *DB) fileReplaced() string {
 	case ino == db.ino:
 		return ""
 	case ino == 0:
-		db.replaced = "the database file was deleted while open; this process's connections write a file nothing replicates: reopen the database"
+		db.replaced = "the database file was deleted while open; this process's connections write a file nothing replicates: restart the process"
 	default:
-		db.replaced = fmt.Sprintf("the database file was replaced while open (inode %d, now %d); this process's connections still write the old file, which is not replicated: reopen the database", db.ino, ino)
+		db.replaced = fmt.Sprintf("the database file was replaced while open (inode %d, now %d); this process's connections still write the old file, which is not replicated: restart the process", db.ino, ino)
 	}
 	db.logger.Error("not replicating", "reason", db.replaced)
 	return db.replaced
