@@ -440,6 +440,16 @@ func (r *Replicator) UrgeTo(txid ltx.TXID) {
 	r.Urge()
 }
 
+// replicatedTXID is the TXID the store confirmed it holds (0: not known).
+func (r *Replicator) replicatedTXID() ltx.TXID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.confirmed {
+		return 0
+	}
+	return r.replicated.TXID
+}
+
 // wanted reports whether a caller waits for a TXID past pos.
 func (r *Replicator) wanted(pos ltx.TXID) bool { return ltx.TXID(r.want.Load()) > pos }
 

@@ -78,11 +78,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 				return
 			}
 			r.setError(err)
-			wait := backoff
-			if errors.Is(err, replica.ErrPermanent) {
-				wait = r.opts.PermanentRetry
-			}
-			wait = jitter(wait)
+			wait := r.retryWait(err, backoff)
 			r.logger.Warn("replica position unknown: the store did not answer; spooling meanwhile", "retry_in", wait, "err", err)
 			select {
 			case <-ctx.Done():
@@ -111,7 +107,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
-		if interval == 0 && !r.wanted(r.Status().ReplicatedTXID) && !p.wait(ctx, r.uploadUrge) {
+		if interval == 0 && !r.wanted(r.replicatedTXID()) && !p.wait(ctx, r.uploadUrge) {
 			return
 		}
 		batch := r.nextBatch()
@@ -128,11 +124,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			}
 			r.setError(err)
 			r.checkOverflow()
-			wait := backoff
-			if errors.Is(err, replica.ErrPermanent) {
-				wait = r.opts.PermanentRetry
-			}
-			wait = jitter(wait)
+			wait := r.retryWait(err, backoff)
 			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", wait, "err", err)
 			select {
 			case <-ctx.Done():
@@ -144,6 +136,16 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 		}
 		backoff = r.opts.RetryMin
 	}
+}
+
+// retryWait is the pause before trying the store again after err: the
+// backoff, or PermanentRetry for errors that wrap replica.ErrPermanent
+// (bad credentials, a missing bucket), jittered.
+func (r *Replicator) retryWait(err error, backoff time.Duration) time.Duration {
+	if errors.Is(err, replica.ErrPermanent) {
+		return jitter(r.opts.PermanentRetry)
+	}
+	return jitter(backoff)
 }
 
 // jitter spreads d by ±20% so that many clients retrying after a shared
