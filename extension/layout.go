@@ -29,7 +29,9 @@ func sharedLayoutErrors() []string {
 		"stepReq": unsafe.Offsetof(s.stepReq), "stepSeq": unsafe.Offsetof(s.stepSeq),
 		"state": unsafe.Offsetof(s.state), "pendingBytes": unsafe.Offsetof(s.pendingBytes),
 		"reason": unsafe.Offsetof(s.reason), "lastError": unsafe.Offsetof(s.lastError),
-		"wantTXID": unsafe.Offsetof(s.wantTXID),
+		"wantTXID": unsafe.Offsetof(s.wantTXID), "commitLock": unsafe.Offsetof(s.commitLock),
+		"commitSalt1": unsafe.Offsetof(s.commitSalt1), "commitSalt2": unsafe.Offsetof(s.commitSalt2),
+		"commitFrames": unsafe.Offsetof(s.commitFrames),
 	}
 	var errs []string
 	for name, off := range vfs.SharedLayout {

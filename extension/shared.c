@@ -41,6 +41,17 @@ void ls_shared_signal(lsShared *s, int urgent) {
   }
 }
 
+void ls_shared_commit(lsShared *s, uint32_t mx, uint32_t s1, uint32_t s2) {
+  uint32_t v = __atomic_load_n(&s->commitLock, __ATOMIC_RELAXED);
+  /* A writer killed mid-write left it odd: the next takes the next odd. */
+  v = (v & 1) ? v + 2 : v + 1;
+  __atomic_store_n(&s->commitLock, v, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->commitSalt1, s1, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->commitSalt2, s2, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->commitFrames, mx, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->commitLock, v + 1, __ATOMIC_SEQ_CST);
+}
+
 /* ls_shared_behind reports whether the owner follows a WAL generation and
 ** has not yet published a capture of generation (s1, s2) up to frame mx.
 ** A block that cannot be read stably (its writer died mid-write) counts as

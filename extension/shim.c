@@ -453,16 +453,20 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
   int rc;
   if (!lsForked && ofst == 1 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
     /* CKPT taken: a checkpoint starts, and a WAL reset (which waits at the
-    ** gate) may follow it. Wake the replicator from its coalescing pause,
-    ** here or in the process that replicates, so it catches up while the
-    ** checkpoint copies pages. */
+    ** gate) may follow it. Wake this process's replicator from its
+    ** coalescing pause, so it catches up while the checkpoint copies pages.
+    ** Another process's is only told (not urgent): with several writers a
+    ** WAL past the auto-checkpoint size is checkpointed at nearly every
+    ** commit, and ending the owner's pause at each made it step every few
+    ** milliseconds under load; a reset that finds it behind signals
+    ** urgency at the gate. */
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
     if (rc == SQLITE_OK) {
       pthread_mutex_lock(&d->mu);
       lsUrgentLocked(d);
       pthread_mutex_unlock(&d->mu);
-      if (d->pShared && !lsOwnsGates(d)) ls_shared_signal(d->pShared, 1);
+      if (d->pShared && !lsOwnsGates(d)) ls_shared_signal(d->pShared, 0);
     }
     return rc;
   }
@@ -517,8 +521,13 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
       lsEventLocked(d);
     }
     pthread_mutex_unlock(&d->mu);
-    /* Another process replicates: tell it. */
-    if (d->pShared && !lsOwnsGates(d)) ls_shared_signal(d->pShared, 0);
+    /* Another process replicates: tell it, and what the wal-index says
+    ** is committed, so it need not verify the checksum chain of these
+    ** frames (it may have no wal-index of its own). */
+    if (d->pShared && !lsOwnsGates(d)) {
+      if (mxFrame > 0) ls_shared_commit(d->pShared, mxFrame, salt1, salt2);
+      ls_shared_signal(d->pShared, 0);
+    }
   }
   d->walWriteHeld = 0;
   return o->pMethods->xShmLock(o, ofst, n, flags);

@@ -56,6 +56,9 @@ typedef struct lsShared {
   char reason[256];
   char lastError[256];
   uint64_t wantTXID; /* the highest TXID a process waits to see replicated */
+  uint32_t commitLock; /* seqlock over the three words below: odd while written */
+  uint32_t commitSalt1, commitSalt2, commitFrames; /* wal-index at the last
+                       ** commit of a process that does not replicate */
 } lsShared;
 
 /* shared.c. ls_shared_signal records a commit or gate wait (urgent) for
@@ -64,6 +67,10 @@ typedef struct lsShared {
 ** up to frame mx; ls_owner_gone whether no live process owns replication;
 ** ls_futex_wait sleeps while *w == val, at most ns nanoseconds. */
 void ls_shared_signal(lsShared *s, int urgent);
+/* ls_shared_commit publishes the wal-index header of a commit of a process
+** that does not replicate: (s1, s2) committed up to frame mx. Called with
+** WAL_WRITE held, so writers of it never overlap. */
+void ls_shared_commit(lsShared *s, uint32_t mx, uint32_t s1, uint32_t s2);
 int ls_shared_behind(lsShared *s, uint32_t mx, uint32_t s1, uint32_t s2);
 int ls_owner_gone(lsShared *s);
 void ls_futex_wait(uint32_t *w, uint32_t val, long ns);

@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 const (
 	maxMergeFiles = 1024
 	maxMergeBytes = 64 << 20
+	mergeBufSize  = 256 << 10 // between the merging compactor and the upload
 )
 
 // nextBatch returns the entries the next upload covers: the first pending
@@ -170,14 +172,21 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		for i, e := range batch {
 			rdrs[i] = r.spool.reader(e)
 		}
+		// The compactor writes a page at a time; through a bare pipe each
+		// write was one hand-off between goroutines and one write to the
+		// replica.
 		pr, pw := io.Pipe()
-		cmp, err := ltx.NewCompactor(pw, rdrs)
+		bw := bufio.NewWriterSize(pw, mergeBufSize)
+		cmp, err := ltx.NewCompactor(bw, rdrs)
 		if err != nil {
 			return fmt.Errorf("merge %s: %w", batchName(batch), err)
 		}
 		cmp.HeaderFlags = r.headerFlags()
 		go func() {
 			err := cmp.Compact(ctx)
+			if err == nil {
+				err = bw.Flush()
+			}
 			if err != nil {
 				err = fmt.Errorf("merge %s: %w", batchName(batch), err)
 			}

@@ -88,10 +88,26 @@ func (db *DB) endsBeyond(ev Events) bool {
 	return WALHeaderSize+int64(ev.EndMxFrame)*hdr.FrameSize() > db.fol.Offset()
 }
 
+// bounds returns the frames of the followed generation a step reads:
+// frames 1..trusted are committed (trusted), and none past limit is read.
+// The limit is the wal-index's committed frame count if the live header
+// belongs to the followed generation, else the frames the file holds now
+// (an owner that has not read has no wal-index): commits landing while the
+// step runs are the next step's.
+func (db *DB) bounds() (trusted, limit uint32, err error) {
+	n, exact := db.trusted()
+	if exact {
+		return n, n, nil
+	}
+	limit, err = db.fol.Frames()
+	return n, max(limit, n), err
+}
+
 // trusted returns how many frames of the followed generation SQLite's
 // wal-index says are committed: the latest of the value published with the
-// last announced commit, the live header (which also covers commits of
-// other processes) and the recorded end of the generation. exact reports
+// last announced commit (of this process, or in the shared state of
+// another), the live header (which also covers commits of other processes)
+// and the recorded end of the generation. exact reports
 // that the live header belongs to the followed generation: then no frame
 // past n is committed, and the follower need not read past it.
 func (db *DB) trusted() (n uint32, exact bool) {
@@ -102,6 +118,9 @@ func (db *DB) trusted() (n uint32, exact bool) {
 	}
 	if ev.EndSalt1 == hdr.Salt1 && ev.EndSalt2 == hdr.Salt2 {
 		n = max(n, ev.EndMxFrame)
+	}
+	if mx, s1, s2, ok := db.sh.committed(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
+		n = max(n, mx)
 	}
 	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
 		n, exact = max(n, mx), mx >= n
@@ -127,9 +146,12 @@ func (db *DB) follow(ev Events) error {
 	// One bound per step: commits that land while this step runs are the
 	// next step's. Chasing them here made a step under load a long run of
 	// tiny LTX files.
-	n, exact := db.trusted()
+	n, limit, err := db.bounds()
+	if err != nil {
+		return err
+	}
 	for {
-		txns, err := db.fol.ReadTxns(maxBatchBytes, n, exact)
+		txns, err := db.fol.ReadTxns(maxBatchBytes, n, limit)
 		if err != nil {
 			return err
 		}

@@ -135,6 +135,13 @@ func (h *fakeHost) setIndex(mx, s1, s2 uint32) {
 	h.mx, h.s1, h.s2, h.idxOK = mx, s1, s2, true
 	h.mu.Unlock()
 }
+
+// dropIndex makes WALIndex report no mapping: the process has not read.
+func (h *fakeHost) dropIndex() {
+	h.mu.Lock()
+	h.idxOK = false
+	h.mu.Unlock()
+}
 func (h *fakeHost) shutdown()         { h.update(func(ev *Events) { ev.Shutdown = true }) }
 func (h *fakeHost) attachedNow() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.attached }
 func (h *fakeHost) gateTimeout()      { h.update(func(ev *Events) { ev.GateTimeouts++ }) }
@@ -327,6 +334,31 @@ func (f *fakeDB) commit(pages map[uint32]byte, announce bool) {
 	} else {
 		f.host.setIndex(f.frames, f.w.salt1, f.w.salt2)
 	}
+}
+
+// breakChain overwrites the checksum of the last frame written, as SQLite
+// 3.40 leaves frames after ROLLBACK TO in a transaction that spilled: they
+// are committed per the wal-index, but the chain does not hold.
+func (f *fakeDB) breakChain() {
+	f.t.Helper()
+	b := f.w.buf.Bytes()
+	last := len(b) - int(fakePageSize) - WALFrameHeaderSize
+	binary.BigEndian.PutUint32(b[last+16:], ^binary.BigEndian.Uint32(b[last+16:]))
+	f.writeWAL()
+}
+
+// commitElsewhere publishes a commit in the shared state as another
+// process's shim does (ls_shared_commit and ls_shared_signal): its wal-index
+// header then, and a signal.
+func (f *fakeDB) commitElsewhere() {
+	sh := f.db.sh
+	v := sh.u32(offCommitLock).Load() | 1
+	sh.u32(offCommitLock).Store(v)
+	sh.u32(offCommitSalt1).Store(f.w.salt1)
+	sh.u32(offCommitSalt2).Store(f.w.salt2)
+	sh.u32(offCommitFrames).Store(f.frames)
+	sh.u32(offCommitLock).Store(v + 1)
+	sh.signal(false)
 }
 
 // restart starts a new WAL generation with salt1 (SQLite uses the old

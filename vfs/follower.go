@@ -167,21 +167,43 @@ func (f *Follower) ReadAt(b []byte, off int64) (int, error) {
 	return f.f.ReadAt(b, off)
 }
 
+// NoLimit is ReadTxns' limit that reads to the end of the file.
+const NoLimit = ^uint32(0)
+
+// Frames returns how many whole frames of the followed generation's size
+// the WAL file holds now (0 if it is not open).
+func (f *Follower) Frames() (uint32, error) {
+	if !f.following || f.f == nil {
+		return 0, nil
+	}
+	st, err := f.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat wal: %w", err)
+	}
+	if st.Size() <= WALHeaderSize {
+		return 0, nil
+	}
+	return uint32((st.Size() - WALHeaderSize) / f.hdr.FrameSize()), nil
+}
+
 // ReadTxns reads the committed transactions after the current offset.
 // Frames are accepted only while their salts match and the checksum chain
 // holds; a transaction is returned only once its commit frame is read, so
 // frames of a transaction still being written (or rolled back) are never
-// returned. It stops at the first commit boundary past maxBytes of frames.
+// returned. It stops at the first commit boundary past maxBytes of frames,
+// and reads no frame past frame limit (NoLimit: none): a caller bounds a
+// step by what the WAL held when it started, so a step does not chase a
+// busy writer in a long run of tiny reads.
 //
 // Frames 1..trusted are known committed from SQLite's wal-index (0: none):
 // they are accepted without the salt and checksum check, and the chain
 // continues from the checksum stored in each, as SQLite's does. SQLite
 // 3.40 can leave committed frames with zeroed salts and checksums behind
 // (ROLLBACK TO after a cache spill); its readers go by the wal-index, and
-// so must we. If exact, no frame past trusted is committed (the wal-index
-// is live and of this generation) and none is read: a quiet WAL costs no
-// read at all.
-func (f *Follower) ReadTxns(maxBytes int64, trusted uint32, exact bool) ([]Txn, error) {
+// so must we. With limit == trusted (the wal-index is live and of this
+// generation, so no frame past it is committed) a quiet WAL costs no read
+// at all.
+func (f *Follower) ReadTxns(maxBytes int64, trusted, limit uint32) ([]Txn, error) {
 	if !f.following || f.f == nil {
 		return nil, nil
 	}
@@ -193,9 +215,9 @@ func (f *Follower) ReadTxns(maxBytes int64, trusted uint32, exact bool) ([]Txn, 
 	var txns []Txn
 	cur := Txn{Pages: make(map[uint32]int64), Start: f.offset}
 	start, off, s1, s2 := f.offset, f.offset, f.s1, f.s2
-	end := int64(-1) // read limit, if exact
-	if exact {
-		end = WALHeaderSize + int64(trusted)*frameSize
+	end := int64(-1) // read limit
+	if limit != NoLimit {
+		end = WALHeaderSize + int64(limit)*frameSize
 	}
 	be := f.hdr.BigEndian()
 	for {

@@ -54,6 +54,10 @@ import (
 //	104 256    reason         NUL-padded
 //	360 256    lastError      NUL-padded
 //	616   8    wantTXID       processes waiting in litestream_sync: the highest TXID they wait for
+//	624   4    commitLock     seqlock over 628..639: odd while a non-owner's shim writes
+//	628   4    commitSalt1    non-owner shims, at each commit (WAL_WRITE held): the wal-index
+//	632   4    commitSalt2    header then, so the owner trusts those frames without checking
+//	636   4    commitFrames   their checksums (it may have no wal-index mapped itself)
 const (
 	sharedSize    = 4096
 	sharedMagic   = 0x3153534c // "LSS1" little-endian
@@ -85,6 +89,10 @@ const (
 	offLastError    = 360
 	sharedStrLen    = 256
 	offWantTXID     = 616
+	offCommitLock   = 624
+	offCommitSalt1  = 628
+	offCommitSalt2  = 632
+	offCommitFrames = 636
 )
 
 // SharedLayout lists the field offsets, for the extension to check its C
@@ -96,7 +104,8 @@ var SharedLayout = map[string]uintptr{
 	"capSalt1": offCapSalt1, "capSalt2": offCapSalt2, "capFrames": offCapFrames, "following": offFollowing,
 	"capTXID": offCapTXID, "replTXID": offReplTXID, "stepReq": offStepReq, "stepSeq": offStepSeq,
 	"state": offState, "pendingBytes": offPendingBytes, "reason": offReason, "lastError": offLastError,
-	"wantTXID": offWantTXID,
+	"wantTXID": offWantTXID, "commitLock": offCommitLock, "commitSalt1": offCommitSalt1,
+	"commitSalt2": offCommitSalt2, "commitFrames": offCommitFrames,
 }
 
 // Shared states (the state word).
@@ -180,6 +189,25 @@ func (s *shared) Addr() unsafe.Pointer { return unsafe.Pointer(&s.mem[0]) }
 
 func (s *shared) u32(off int) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&s.mem[off])) }
 func (s *shared) u64(off int) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&s.mem[off])) }
+
+// committed returns the wal-index header published with the last commit
+// of a process that does not replicate: frames 1..mx of generation (s1, s2)
+// were committed. ok is false while it is being written (or its writer
+// died mid-write).
+func (s *shared) committed() (mx, s1, s2 uint32, ok bool) {
+	lock := s.u32(offCommitLock)
+	for range 100 {
+		v := lock.Load()
+		if v&1 != 0 {
+			continue
+		}
+		s1, s2, mx = s.u32(offCommitSalt1).Load(), s.u32(offCommitSalt2).Load(), s.u32(offCommitFrames).Load()
+		if lock.Load() == v {
+			return mx, s1, s2, true
+		}
+	}
+	return 0, 0, 0, false
+}
 
 // takeOver resets the position block for a new owner: nothing of the dead
 // owner's is trusted, a torn seqlock included.

@@ -54,9 +54,12 @@ func (db *DB) snapshot() error {
 	var walTxns []Txn // the WAL's transactions, kept for a resume
 	if st == WALSameGen || st == WALNewGeneration {
 		db.fol.Follow(hdr)
-		n, exact := db.trusted()
+		n, limit, err := db.bounds()
+		if err != nil {
+			return err
+		}
 		for {
-			txns, err := db.fol.ReadTxns(maxBatchBytes, n, exact)
+			txns, err := db.fol.ReadTxns(maxBatchBytes, n, limit)
 			if err != nil {
 				return err
 			}
@@ -159,7 +162,7 @@ func (db *DB) resume(f DBFile, hdr WALHeader, pageSize uint32, txns []Txn) (bool
 			end := txns[i-1].End
 			frames := uint32((end - WALHeaderSize) / hdr.FrameSize())
 			for db.fol.Offset() < end {
-				got, err := db.fol.ReadTxns(maxBatchBytes, frames, true)
+				got, err := db.fol.ReadTxns(maxBatchBytes, frames, frames)
 				if err != nil {
 					return false, err
 				}
