@@ -37,6 +37,10 @@ var (
 	ErrInvalidURL = errors.New("invalid replica url")
 	// ErrInvalidLevel is returned (wrapped) for a level outside 0..MaxLevel.
 	ErrInvalidLevel = errors.New("invalid ltx level")
+	// ErrInvalidEntry is returned (wrapped) for an entry of a replica
+	// listing with an LTX file name that cannot be an LTX file (a
+	// directory, a named pipe, a symlink that does not resolve).
+	ErrInvalidEntry = errors.New("invalid replica entry")
 )
 
 // LTXFilePath returns the slash-separated path of an LTX file relative to

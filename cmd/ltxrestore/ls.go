@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replica/file"
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
 	"github.com/litestream-vfs/litestream_vfs/restore"
 	"github.com/superfly/ltx"
@@ -170,5 +172,26 @@ func openSubcommand(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return nil, exitUsage
 	}
+	reportSkips(client, stderr)
 	return client, exitOK
+}
+
+// reportSkips makes a directory replica report, once each on stderr,
+// the entries its listing skips (names that are not LTX file names,
+// uploads in progress): a restore never silently ignores what is there.
+func reportSkips(client replica.Client, stderr io.Writer) {
+	fc, ok := client.(*file.Client)
+	if !ok {
+		return
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	fc.OnSkip = func(path, why string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[path] {
+			seen[path] = true
+			fmt.Fprintf(stderr, "%s: skipped %s: %s\n", programName, path, why)
+		}
+	}
 }

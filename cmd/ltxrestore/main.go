@@ -143,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	client, err := replicaurl.Open(cfg.url)
 	if err == nil {
+		reportSkips(client, stderr)
 		client, err = withReadDelay(client)
 	}
 	if err != nil {
@@ -231,6 +232,10 @@ func parseArgs(args []string) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
+	// A flag given with an empty value is an error, not "not given": an
+	// unset shell variable in `-timestamp "$T"` must not restore the latest.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
 	switch {
 	case len(positional) == 0:
@@ -239,7 +244,7 @@ func parseArgs(args []string) (config, error) {
 		return config{}, fmt.Errorf("one replica URL expected, got %d arguments: %s", len(positional), strings.Join(positional, " "))
 	case cfg.out == "":
 		return config{}, errors.New("-o OUT.db required")
-	case txid != "" && timestamp != "":
+	case given["txid"] && given["timestamp"]:
 		return config{}, errors.New("-txid and -timestamp are mutually exclusive")
 	case cfg.parallelism < 1:
 		return config{}, fmt.Errorf("invalid -parallelism %d: want at least 1", cfg.parallelism)
@@ -247,14 +252,14 @@ func parseArgs(args []string) (config, error) {
 		return config{}, errors.New("-f and -if-db-not-exists are mutually exclusive")
 	}
 	cfg.url = positional[0]
-	if txid != "" {
+	if given["txid"] {
 		v, err := parseTXID(txid)
 		if err != nil {
 			return config{}, err
 		}
 		cfg.txid = v
 	}
-	if timestamp != "" {
+	if given["timestamp"] {
 		ts, err := time.Parse(time.RFC3339Nano, timestamp)
 		if err != nil {
 			return config{}, fmt.Errorf("invalid -timestamp %q: want RFC 3339, e.g. 2024-05-01T12:00:00Z", timestamp)
@@ -305,6 +310,11 @@ func parseTXID(s string) (ltx.TXID, error) {
 	}
 	if err != nil {
 		return 0, fmt.Errorf("invalid -txid %q: want decimal, 0x-hex or 16 hex digits", s)
+	}
+	if v == 0 {
+		// Zero is the "latest" of the restore API: as a flag it would
+		// silently restore something else than asked for.
+		return 0, fmt.Errorf("invalid -txid %q: TXIDs start at 1", s)
 	}
 	return ltx.TXID(v), nil
 }

@@ -272,6 +272,12 @@ func TestCLI(t *testing.T) {
 		{"TwoURLs", func(out string) []string { return []string{"-o", out, fx.dir, fx.dir} }, false, 2, 0, []string{"one replica URL expected"}, 0},
 		{"BadTXID", func(out string) []string { return []string{"-txid", "12abc", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid "12abc"`}, 0},
 		{"NegativeTXID", func(out string) []string { return []string{"-txid", "-1", "-o", out, fx.dir} }, false, 2, 0, []string{"invalid -txid"}, 0},
+		// Each of these restored the latest state with exit 0.
+		{"ZeroTXID", func(out string) []string { return []string{"-txid", "0", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid "0": TXIDs start at 1`}, 0},
+		{"ZeroHexTXID", func(out string) []string { return []string{"-txid", "0x0", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid "0x0": TXIDs start at 1`}, 0},
+		{"EmptyTXID", func(out string) []string { return []string{"-txid", "", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid ""`}, 0},
+		{"EmptyTimestamp", func(out string) []string { return []string{"-timestamp", "", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -timestamp ""`}, 0},
+		{"EmptyTXIDAndTimestamp", func(out string) []string { return []string{"-txid=", "-timestamp=", "-o", out, fx.dir} }, false, 2, 0, []string{"-txid and -timestamp are mutually exclusive"}, 0},
 		{"UnknownFlag", func(out string) []string { return []string{"-x", "-o", out, fx.dir} }, false, 2, 0, []string{"flag provided but not defined: -x"}, 0},
 		// An S3 replica that cannot be reached (a closed loopback port): a
 		// restore failure naming the store, not a usage error.
@@ -358,6 +364,9 @@ func TestParseTXID(t *testing.T) {
 		{"0000000000000010", 16, true}, // 16 digits: hex
 		{"18446744073709551615", 1<<64 - 1, true},
 		{"", 0, false},
+		{"0", 0, false},
+		{"0x0", 0, false},
+		{"0000000000000000", 0, false},
 		{"0x", 0, false},
 		{"-1", 0, false},
 		{"2a", 0, false},

@@ -26,6 +26,10 @@ var _ replica.Client = (*Client)(nil)
 // Client stores LTX files under a local directory. Safe for concurrent use.
 type Client struct {
 	dir string // absolute or as given to NewClient
+	// OnSkip, if set, is told of every directory entry LTXFiles skips (a
+	// name that is not an LTX file name, an upload in progress), with the
+	// entry's path and why. Set it before first use.
+	OnSkip func(path, why string)
 }
 
 // NewClient returns a client rooted at dir. Nothing is created until the
@@ -64,8 +68,12 @@ func (c *Client) ltxPath(level int, minTXID, maxTXID ltx.TXID) (string, error) {
 }
 
 // LTXFiles returns the LTX files at level ordered by MinTXID then MaxTXID.
-// Names that are not LTX file names (including in-progress ".tmp" files)
-// and directories are ignored. A missing directory returns an empty slice.
+// Entries whose names are not LTX file names (including in-progress ".tmp"
+// files) are skipped, and reported to OnSkip. An entry with an LTX file
+// name must be a regular file or a symlink to one: anything else (a
+// directory, a FIFO, a dangling or looping symlink) is an error naming it,
+// never a silently shorter history. A missing directory returns an empty
+// slice.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -83,18 +91,21 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 
 	infos := make([]*ltx.FileInfo, 0, len(entries))
 	for _, e := range entries {
-		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), tmpSuffix) {
+		path := filepath.Join(dir, e.Name())
+		if strings.HasSuffix(e.Name(), tmpSuffix) {
+			c.skipped(path, "an upload in progress (or abandoned)")
 			continue
 		}
 		minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
 		if err != nil {
+			c.skipped(path, "not an LTX file name")
 			continue
 		}
-		fi, err := e.Info()
-		if errors.Is(err, fs.ErrNotExist) {
+		fi, err := ltxEntryInfo(e, path)
+		if errors.Is(err, errGone) {
 			continue // deleted since ReadDir
 		} else if err != nil {
-			return nil, fmt.Errorf("file: stat %s: %w", filepath.Join(dir, e.Name()), err)
+			return nil, err
 		}
 		infos = append(infos, &ltx.FileInfo{
 			Level:     level,
@@ -106,6 +117,59 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	}
 	replica.SortFileInfos(infos)
 	return infos, nil
+}
+
+// errGone is ltxEntryInfo's answer for an entry deleted since it was listed.
+var errGone = errors.New("deleted since listed")
+
+// ltxEntryInfo returns the file info of an entry with an LTX file name,
+// following a symlink: it must be a regular file.
+func ltxEntryInfo(e fs.DirEntry, path string) (fs.FileInfo, error) {
+	var fi fs.FileInfo
+	var err error
+	if e.Type()&fs.ModeSymlink != 0 {
+		fi, err = os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, lerr := os.Lstat(path); lerr == nil {
+				return nil, fmt.Errorf("file: %s: a symlink to nothing: %w", path, replica.ErrInvalidEntry)
+			}
+			return nil, errGone
+		} else if err != nil {
+			return nil, fmt.Errorf("file: %s: a symlink that does not resolve (%v): %w", path, err, replica.ErrInvalidEntry)
+		}
+	} else {
+		fi, err = e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errGone
+		} else if err != nil {
+			return nil, fmt.Errorf("file: stat %s: %w", path, err)
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("file: %s: not a regular file (%s): %w", path, kindOf(fi.Mode()), replica.ErrInvalidEntry)
+	}
+	return fi, nil
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return m.Type().String()
+	}
+}
+
+func (c *Client) skipped(path, why string) {
+	if c.OnSkip != nil {
+		c.OnSkip(path, why)
+	}
 }
 
 // OpenLTXFile opens the file at level covering [minTXID, maxTXID]. Returns

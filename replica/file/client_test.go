@@ -3,9 +3,11 @@ package file_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
@@ -56,27 +58,29 @@ func TestClientLayout(t *testing.T) {
 	}
 }
 
-func TestClientLTXFilesIgnores(t *testing.T) {
+// TestClientLTXFilesSkips: names that are not LTX file names are skipped,
+// and each is reported.
+func TestClientLTXFilesSkips(t *testing.T) {
 	dir := t.TempDir()
+	var skipped []string
 	c := file.NewClient(dir)
+	c.OnSkip = func(path, why string) { skipped = append(skipped, filepath.Base(path)+": "+why) }
 	if _, err := c.WriteLTXFile(context.Background(), 0, 2, 2, bytes.NewReader([]byte("x"))); err != nil {
 		t.Fatalf("WriteLTXFile: %v", err)
 	}
 	levelDir := filepath.Join(dir, "ltx", "0")
-	for _, name := range []string{
+	names := []string{
 		"0000000000000001-0000000000000001.ltx.tmp",
 		"0000000000000003-0000000000000003.ltx.123.tmp",
 		"0000000000000004-0000000000000004.LTX",
 		"00000000000000005-0000000000000005.ltx",
 		"notes.txt",
 		".DS_Store",
-	} {
+	}
+	for _, name := range names {
 		if err := os.WriteFile(filepath.Join(levelDir, name), []byte("junk"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.Mkdir(filepath.Join(levelDir, "0000000000000006-0000000000000006.ltx"), 0o755); err != nil {
-		t.Fatal(err)
 	}
 	infos, err := c.LTXFiles(context.Background(), 0)
 	if err != nil {
@@ -84,6 +88,76 @@ func TestClientLTXFilesIgnores(t *testing.T) {
 	}
 	if len(infos) != 1 || infos[0].MinTXID != 2 {
 		t.Fatalf("LTXFiles = %d files, want only 2-2", len(infos))
+	}
+	if len(skipped) != len(names) {
+		t.Fatalf("reported skips %q, want one for each of %q", skipped, names)
+	}
+}
+
+// TestClientLTXFilesEntries: an entry with an LTX file name is a regular
+// file or a symlink to one (followed); anything else is an error naming
+// it, never a silently shorter history (a restore of an older state).
+func TestClientLTXFilesEntries(t *testing.T) {
+	const name = "0000000000000003-0000000000000003.ltx"
+	tests := []struct {
+		name    string
+		make    func(t *testing.T, levelDir, path string)
+		wantErr string // "" : listed with the other file
+	}{
+		{"Regular", func(t *testing.T, _, path string) { writeFile(t, path) }, ""},
+		{"SymlinkToRegular", func(t *testing.T, levelDir, path string) {
+			target := filepath.Join(filepath.Dir(filepath.Dir(levelDir)), "elsewhere.bin")
+			writeFile(t, target)
+			symlink(t, target, path)
+		}, ""},
+		{"SymlinkLoop", func(t *testing.T, _, path string) { symlink(t, path, path) }, "a symlink that does not resolve"},
+		{"SymlinkDangling", func(t *testing.T, levelDir, path string) { symlink(t, filepath.Join(levelDir, "gone"), path) }, "a symlink to nothing"},
+		{"SymlinkToDirectory", func(t *testing.T, levelDir, path string) { symlink(t, levelDir, path) }, "not a regular file (a directory)"},
+		{"Directory", func(t *testing.T, _, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (a directory)"},
+		{"FIFO", func(t *testing.T, _, path string) {
+			if err := syscall.Mkfifo(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file (a named pipe)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := file.NewClient(dir)
+			if _, err := c.WriteLTXFile(context.Background(), 0, 1, 2, bytes.NewReader([]byte("x"))); err != nil {
+				t.Fatal(err)
+			}
+			levelDir := filepath.Join(dir, "ltx", "0")
+			tt.make(t, levelDir, filepath.Join(levelDir, name))
+			infos, err := c.LTXFiles(context.Background(), 0)
+			if tt.wantErr == "" {
+				if err != nil || len(infos) != 2 || infos[1].MinTXID != 3 || infos[1].Size != 1 {
+					t.Fatalf("LTXFiles = %v, %v; want 1-2 and 3-3 (1 byte)", infos, err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, replica.ErrInvalidEntry) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("LTXFiles error %v, want ErrInvalidEntry naming %s: %s", err, name, tt.wantErr)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t *testing.T, target, path string) {
+	t.Helper()
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
 	}
 }
 
