@@ -14,34 +14,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/config"
 	"github.com/litestream-vfs/litestream_vfs/internal/threads"
-	"github.com/litestream-vfs/litestream_vfs/replica"
-	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
 	"github.com/litestream-vfs/litestream_vfs/vfs"
 )
 
 var ioEOF = io.EOF
-
-// sqliteURIParams are the URI parameters SQLite itself understands.
-var sqliteURIParams = map[string]bool{
-	"vfs": true, "mode": true, "cache": true, "psow": true, "nolock": true,
-	"immutable": true, "modeof": true,
-}
-
-// isS3Param reports whether k is an s3:// replica option, accepted as a
-// database URI parameter too (a nested "?…&…" would need percent-encoding).
-func isS3Param(k string) bool {
-	return slices.Contains(replicaurl.S3Params(), k)
-}
 
 type entry struct {
 	db      *vfs.DB
@@ -80,138 +63,13 @@ func goLoaded(version C.int) {
 	}
 }
 
-// parseParams splits the shim's "key\x1fvalue\x1e" records.
-func parseParams(s string) map[string]string {
-	out := map[string]string{}
-	for _, rec := range strings.Split(s, "\x1e") {
-		if rec == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(rec, "\x1f")
-		out[k] = v
-	}
-	return out
-}
-
-// openConfig validates the URI parameters and resolves the replica URL:
-// the replica= parameter, else LITESTREAM_REPLICA_URL, else the directory
-// <db>-replica beside the database.
-func openConfig(path string, params map[string]string) (string, replica.Client, error) {
-	s3opts := url.Values{}
-	for k, v := range params {
-		switch {
-		case sqliteURIParams[k], k == "replica", k == "max-puts-per-second", k == "spool-max-bytes", k == "checksums":
-		case isS3Param(k):
-			s3opts.Set(k, v)
-		default:
-			return "", nil, fmt.Errorf("unknown URI parameter %q", k)
-		}
-	}
-	raw, ok := params["replica"]
-	source := "URI parameter replica"
-	if !ok {
-		raw, ok = os.LookupEnv("LITESTREAM_REPLICA_URL")
-		source = "LITESTREAM_REPLICA_URL"
-	}
-	if !ok || raw == "" {
-		raw = path + "-replica"
-		source = "default"
-	}
-	if len(s3opts) > 0 {
-		// Options given as database URI parameters join (and override)
-		// the replica URL's own query.
-		u, err := url.Parse(raw)
-		if err != nil || u.Scheme != "s3" {
-			for k := range s3opts {
-				return "", nil, fmt.Errorf("URI parameter %q applies only to s3:// replicas (replica is %q)", k, redact(raw))
-			}
-		}
-		q := u.Query()
-		for k := range s3opts {
-			q.Set(k, s3opts.Get(k))
-		}
-		u.RawQuery = q.Encode()
-		raw = u.String()
-	}
-	client, err := replicaurl.Open(raw)
-	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w", source, err)
-	}
-	return raw, client, nil
-}
-
-// defaultS3PutRate is the default cap on PUTs per second to S3, where each
-// request is billed; a local directory has no cap.
-const defaultS3PutRate = 10
-
-// putRate returns the upload cap: the max-puts-per-second URI parameter,
-// else LITESTREAM_MAX_PUTS_PER_SECOND, else the backend's default.
-func putRate(params map[string]string, client replica.Client) (float64, error) {
-	raw, source := params["max-puts-per-second"], "URI parameter max-puts-per-second"
-	if raw == "" {
-		raw, source = os.Getenv("LITESTREAM_MAX_PUTS_PER_SECOND"), "LITESTREAM_MAX_PUTS_PER_SECOND"
-	}
-	if raw == "" {
-		if client.Type() == "s3" {
-			return defaultS3PutRate, nil
-		}
-		return 0, nil
-	}
-	v, err := strconv.ParseFloat(raw, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%s: %q is not a number >= 0 (0: no cap)", source, raw)
-	}
-	return v, nil
-}
-
-// spoolBound returns the spool-max-bytes URI parameter, else
-// LITESTREAM_SPOOL_MAX_BYTES, else 0 (the replicator's default).
-func spoolBound(params map[string]string) (int64, error) {
-	raw, source := params["spool-max-bytes"], "URI parameter spool-max-bytes"
-	if raw == "" {
-		raw, source = os.Getenv("LITESTREAM_SPOOL_MAX_BYTES"), "LITESTREAM_SPOOL_MAX_BYTES"
-	}
-	if raw == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%s: %q is not a positive number of bytes", source, raw)
-	}
-	return v, nil
-}
-
-// checksumMode returns the checksums URI parameter, else
-// LITESTREAM_CHECKSUMS, else true. false writes LTX files without
-// checksums, which Litestream 0.5's restore requires.
-func checksumMode(params map[string]string) (bool, error) {
-	raw, source := params["checksums"], "URI parameter checksums"
-	if raw == "" {
-		raw, source = os.Getenv("LITESTREAM_CHECKSUMS"), "LITESTREAM_CHECKSUMS"
-	}
-	if raw == "" {
-		return true, nil
-	}
-	v, err := strconv.ParseBool(raw)
-	if err != nil {
-		return false, fmt.Errorf("%s: %q is not true or false", source, raw)
-	}
-	return v, nil
-}
-
-// redact drops user info from a URL for messages.
-func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		u.User = nil
-		return u.String()
-	}
-	return raw
-}
-
-// goDBOpen is called by the shim for every open of a main database.
+// goDBOpen is called by the shim for every open of a main database: with
+// check set before SQLite opens the file, to refuse bad parameters without
+// side effects; then, once the file is open, to start replicating it. A
+// failed open creates nothing (no state directory, no lock).
 //
 //export goDBOpen
-func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.int) {
+func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C.char) (rc C.int) {
 	defer func() {
 		if r := recover(); r != nil {
 			*errOut = C.CString(fmt.Sprintf("internal error: %v", r))
@@ -219,51 +77,46 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, errOut **C.char) (rc C.
 		}
 	}()
 	path := C.GoString(cpath)
-	params := parseParams(C.GoString(cparams))
-	raw, client, err := openConfig(path, params)
-	if err != nil {
-		*errOut = C.CString(err.Error())
+	fail := func(msg string) C.int {
+		// On stderr too: a host without an sqlite3_log callback (python's
+		// sqlite3 module) shows only "unable to open database file".
+		if check != 0 {
+			fmt.Fprintf(os.Stderr, "litestream: %s: %s\n", path, msg)
+		}
+		*errOut = C.CString(msg)
 		return 1
+	}
+	cfg, err := config.Resolve(path, config.ParseParams(C.GoString(cparams)), os.LookupEnv)
+	if err != nil {
+		return fail(err.Error())
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if e, ok := registry[path]; ok {
-		if e.db.Status().Replica != client.String() {
-			*errOut = C.CString(fmt.Sprintf("replica %q differs from %q used by another connection in this process", raw, e.replica))
-			return 1
+		if e.db.Status().Replica != cfg.Client.String() {
+			return fail(fmt.Sprintf("replica %q differs from %q used by another connection in this process", config.Redact(cfg.Replica), e.replica))
 		}
 		return 0
 	}
-	var spoolMax int64
-	checksums := true
-	rate, err := putRate(params, client)
-	if err == nil {
-		spoolMax, err = spoolBound(params)
-	}
-	if err == nil {
-		checksums, err = checksumMode(params)
-	}
-	if err != nil {
-		*errOut = C.CString(err.Error())
-		return 1
+	if check != 0 {
+		return 0
 	}
 	db, err := vfs.Open(vfs.Config{
 		Path:     path,
-		Replica:  client,
+		Replica:  cfg.Client,
 		StateDir: path + "-litestream",
 		Host:     &host{p: p, path: path},
 		Logger:   logger,
 
-		MaxPutsPerSecond: rate,
-		SpoolMaxBytes:    spoolMax,
-		NoChecksum:       !checksums,
+		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
+		SpoolMaxBytes:    cfg.SpoolMaxBytes,
+		NoChecksum:       !cfg.Checksums,
 	})
 	if err != nil {
-		*errOut = C.CString(err.Error())
-		return 1
+		return fail(err.Error())
 	}
 	db.Start(context.Background())
-	registry[path] = &entry{db: db, replica: raw}
+	registry[path] = &entry{db: db, replica: config.Redact(cfg.Replica)}
 	return 0
 }
 
@@ -340,11 +193,9 @@ func goStatus(cpath *C.char) (out *C.char) {
 //export goAtExit
 func goAtExit() {
 	defer func() { _ = recover() }()
-	timeout := 5 * time.Second
-	if s := os.Getenv("LITESTREAM_EXIT_FLUSH_MS"); s != "" {
-		if ms, err := strconv.Atoi(s); err == nil && ms >= 0 {
-			timeout = time.Duration(ms) * time.Millisecond
-		}
+	timeout, err := config.ExitFlush(os.LookupEnv)
+	if err != nil {
+		logger.Warn("exit flush: keeping the default", "default", timeout, "err", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -607,6 +607,22 @@ static char *lsParams(const char *zName) {
   return sqlite3_str_finish(s);
 }
 
+/* lsGoOpen asks Go to check (check set) or start replicating the database
+** zName; a refusal is logged and is SQLITE_CANTOPEN. */
+static int lsGoOpen(lsDb *d, const char *zName, int check) {
+  char *zParams = lsParams(zName);
+  char *zErr = 0;
+  int rc;
+  /* sqlite3_str_finish returns NULL for an empty string: no parameters. */
+  rc = goDBOpen(d, (char *)zName, zParams ? zParams : (char *)"", check, &zErr);
+  sqlite3_free(zParams);
+  if (rc == SQLITE_OK) return SQLITE_OK;
+  sqlite3_log(SQLITE_CANTOPEN, "litestream: %s: %s", zName,
+              zErr ? zErr : "cannot open");
+  free(zErr);
+  return SQLITE_CANTOPEN;
+}
+
 static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
                   int flags, int *pOutFlags) {
   lsFile *p = (lsFile *)pFile;
@@ -630,28 +646,22 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
       return pOrigVfs->xOpen(pOrigVfs, zName, pFile, flags, pOutFlags);
     }
   } else if (flags & SQLITE_OPEN_MAIN_DB) {
-    char *zParams = lsParams(zName);
-    char *zErr = 0;
     d = lsDbGet(zName);
-    if (d == 0) {
-      sqlite3_free(zParams);
-      return SQLITE_NOMEM;
-    }
-    /* sqlite3_str_finish returns NULL for an empty string: no parameters. */
-    rc = goDBOpen(d, (char *)zName, zParams ? zParams : (char *)"", &zErr);
-    sqlite3_free(zParams);
-    if (rc != SQLITE_OK) {
-      sqlite3_log(SQLITE_CANTOPEN, "litestream: %s: %s", zName,
-                  zErr ? zErr : "cannot open");
-      free(zErr);
-      return SQLITE_CANTOPEN;
-    }
+    if (d == 0) return SQLITE_NOMEM;
+    /* Parameters first (nothing is created by a bad one), then the real
+    ** open, and only once it succeeded does replication start: a database
+    ** that cannot be opened leaves no state directory or lock behind. */
+    rc = lsGoOpen(d, zName, 1);
+    if (rc != SQLITE_OK) return rc;
   } else {
     d = lsDbForWal(zName);
     if (d == 0) return pOrigVfs->xOpen(pOrigVfs, zName, pFile, flags, pOutFlags);
   }
   memset(p, 0, sizeof(*p));
   rc = pOrigVfs->xOpen(pOrigVfs, zName, ORIGFILE(pFile), flags, pOutFlags);
+  if (rc == SQLITE_OK && !lsForked && (flags & SQLITE_OPEN_MAIN_DB)) {
+    rc = lsGoOpen(d, zName, 0);
+  }
   if (rc != SQLITE_OK) {
     if (ORIGFILE(pFile)->pMethods) {
       ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));

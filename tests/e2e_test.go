@@ -466,6 +466,20 @@ func TestScenarios(t *testing.T) {
 				}
 				requireNoDB(t, dir)
 			})
+			// Python's sqlite3 module installs no sqlite3_log callback: the
+			// extension's own stderr line must name the parameter.
+			t.Run(c.name+"/Python", func(t *testing.T) {
+				dir, db := newDB(t)
+				uri := dbURI(db, c.param)
+				r := runPy(t, dir, uri, nil, nil)
+				if r.Code != 3 || !strings.HasPrefix(r.Stdout, "OPENFAIL ") {
+					t.Errorf("python client: want exit 3 and OPENFAIL\n%s", r)
+				}
+				if !strings.Contains(r.Stderr, "litestream: "+db+": ") || !logNames(r.Stderr, c.word, uri) {
+					t.Errorf("no stderr line of the extension names %q\n%s", c.word, r)
+				}
+				requireNoDB(t, dir)
+			})
 		}
 	})
 
@@ -653,7 +667,7 @@ func logNames(stderr, word, uri string) bool {
 // requireNoDB fails if a failed open left app.db (or its WAL) in dir.
 func requireNoDB(t *testing.T, dir string) {
 	t.Helper()
-	for _, name := range []string{"app.db", "app.db-wal", "app.db-journal"} {
+	for _, name := range []string{"app.db", "app.db-wal", "app.db-journal", "app.db-litestream", "app.db-replica"} {
 		if fileExists(filepath.Join(dir, name)) {
 			t.Errorf("failed open created %s", name)
 		}

@@ -1,0 +1,223 @@
+// Package config resolves how one database is replicated from its SQLite
+// URI parameters, then the environment, then the defaults. It is pure Go:
+// the extension's cgo layer hands it the parameters the shim collected and
+// reports what it refuses.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
+)
+
+// Settings is the resolved configuration of one database.
+type Settings struct {
+	// Replica is the replica URL as resolved (given, or the default
+	// directory); Source says where it came from.
+	Replica, Source string
+	Client          replica.Client
+	// MaxPutsPerSecond caps uploads (0: no cap).
+	MaxPutsPerSecond float64
+	// SpoolMaxBytes bounds the spool (0: the replicator's default).
+	SpoolMaxBytes int64
+	// Checksums: false writes LTX files without checksums, which
+	// Litestream 0.5's restore requires.
+	Checksums bool
+}
+
+// Getenv looks up an environment variable (os.LookupEnv).
+type Getenv func(name string) (string, bool)
+
+// DefaultS3PutRate is the default cap on PUTs per second to S3, where each
+// request is billed; a local directory has no cap.
+const DefaultS3PutRate = 10
+
+// ErrInvalid is wrapped by every refusal; the message names the parameter
+// or variable and the value.
+var ErrInvalid = errors.New("invalid configuration")
+
+// sqliteURIParams are the URI parameters SQLite itself understands.
+var sqliteURIParams = map[string]bool{
+	"vfs": true, "mode": true, "cache": true, "psow": true, "nolock": true,
+	"immutable": true, "modeof": true,
+}
+
+// ownParams are the extension's URI parameters (besides the s3 options).
+var ownParams = map[string]bool{
+	"replica": true, "max-puts-per-second": true, "spool-max-bytes": true, "checksums": true,
+}
+
+// Resolve validates the URI parameters of the database at path and
+// resolves each setting: the URI parameter, else the environment variable,
+// else the default. The replica URL defaults to the directory <path>-replica.
+func Resolve(path string, params map[string]string, getenv Getenv) (Settings, error) {
+	s3opts := url.Values{}
+	for _, k := range sortedKeys(params) {
+		switch {
+		case sqliteURIParams[k], ownParams[k]:
+		case slices.Contains(replicaurl.S3Params(), k):
+			s3opts.Set(k, params[k])
+		default:
+			return Settings{}, fmt.Errorf("unknown URI parameter %q: %w", k, ErrInvalid)
+		}
+	}
+	var st Settings
+	var err error
+	if st.Replica, st.Source, st.Client, err = replicaURL(path, params, s3opts, getenv); err != nil {
+		return Settings{}, err
+	}
+	if st.MaxPutsPerSecond, err = putRate(params, getenv, st.Client); err != nil {
+		return Settings{}, err
+	}
+	if st.SpoolMaxBytes, err = spoolBound(params, getenv); err != nil {
+		return Settings{}, err
+	}
+	if st.Checksums, err = checksums(params, getenv); err != nil {
+		return Settings{}, err
+	}
+	return st, nil
+}
+
+// setting returns the URI parameter param, else the environment variable
+// env, and where the value came from ("" if neither is set).
+func setting(params map[string]string, getenv Getenv, param, env string) (raw, source string) {
+	if v := params[param]; v != "" {
+		return v, "URI parameter " + param
+	}
+	if v, ok := getenv(env); ok && v != "" {
+		return v, env
+	}
+	return "", ""
+}
+
+func replicaURL(path string, params map[string]string, s3opts url.Values, getenv Getenv) (raw, source string, c replica.Client, err error) {
+	raw, ok := params["replica"]
+	source = "URI parameter replica"
+	if !ok {
+		raw, ok = getenv("LITESTREAM_REPLICA_URL")
+		source = "LITESTREAM_REPLICA_URL"
+	}
+	if !ok || raw == "" {
+		raw, source = path+"-replica", "default"
+	}
+	if len(s3opts) > 0 {
+		// Options given as database URI parameters join (and override)
+		// the replica URL's own query.
+		u, perr := url.Parse(raw)
+		if perr != nil || u.Scheme != "s3" {
+			k := sortedKeys(s3opts)[0]
+			return "", "", nil, fmt.Errorf("URI parameter %q applies only to s3:// replicas (replica is %q): %w", k, Redact(raw), ErrInvalid)
+		}
+		q := u.Query()
+		for k := range s3opts {
+			q.Set(k, s3opts.Get(k))
+		}
+		u.RawQuery = q.Encode()
+		raw = u.String()
+	}
+	c, err = replicaurl.Open(raw)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return raw, source, c, nil
+}
+
+// putRate: max-puts-per-second, else LITESTREAM_MAX_PUTS_PER_SECOND, else
+// DefaultS3PutRate for S3 and no cap for a directory.
+func putRate(params map[string]string, getenv Getenv, c replica.Client) (float64, error) {
+	raw, source := setting(params, getenv, "max-puts-per-second", "LITESTREAM_MAX_PUTS_PER_SECOND")
+	if raw == "" {
+		if c.Type() == "s3" {
+			return DefaultS3PutRate, nil
+		}
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(raw, 64)
+	if err != nil || v < 0 || v != v || v > 1e9 {
+		return 0, fmt.Errorf("%s: %q is not a number from 0 to 1e9 (0: no cap): %w", source, raw, ErrInvalid)
+	}
+	return v, nil
+}
+
+// spoolBound: spool-max-bytes, else LITESTREAM_SPOOL_MAX_BYTES, else 0.
+func spoolBound(params map[string]string, getenv Getenv) (int64, error) {
+	raw, source := setting(params, getenv, "spool-max-bytes", "LITESTREAM_SPOOL_MAX_BYTES")
+	if raw == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a positive number of bytes: %w", source, raw, ErrInvalid)
+	}
+	return v, nil
+}
+
+// checksums: checksums, else LITESTREAM_CHECKSUMS, else true.
+func checksums(params map[string]string, getenv Getenv) (bool, error) {
+	raw, source := setting(params, getenv, "checksums", "LITESTREAM_CHECKSUMS")
+	if raw == "" {
+		return true, nil
+	}
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		return false, fmt.Errorf("%s: %q is not true or false: %w", source, raw, ErrInvalid)
+	}
+	return v, nil
+}
+
+// DefaultExitFlush is how long the exit hook ships what is spooled.
+const DefaultExitFlush = 5 * time.Second
+
+// ExitFlush returns LITESTREAM_EXIT_FLUSH_MS as a duration, or
+// DefaultExitFlush if it is unset; an invalid value is an error (and the
+// caller keeps the default).
+func ExitFlush(getenv Getenv) (time.Duration, error) {
+	raw, ok := getenv("LITESTREAM_EXIT_FLUSH_MS")
+	if !ok || raw == "" {
+		return DefaultExitFlush, nil
+	}
+	ms, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || ms < 0 || ms > 24*3600*1000 {
+		return DefaultExitFlush, fmt.Errorf("LITESTREAM_EXIT_FLUSH_MS: %q is not a number of milliseconds from 0 to 86400000: %w", raw, ErrInvalid)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// ParseParams splits the shim's "key\x1fvalue\x1e" records of the URI
+// parameters.
+func ParseParams(s string) map[string]string {
+	out := map[string]string{}
+	for _, rec := range strings.Split(s, "\x1e") {
+		if rec == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(rec, "\x1f")
+		out[k] = v
+	}
+	return out
+}
+
+// Redact drops user info from a URL for messages.
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	return raw
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

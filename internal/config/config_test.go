@@ -1,0 +1,146 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
+)
+
+func env(kv ...string) Getenv {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestResolve(t *testing.T) {
+	const db = "/data/app.db"
+	tests := []struct {
+		name    string
+		params  map[string]string
+		env     Getenv
+		want    Settings // Client is compared by String()
+		client  string
+		wantErr string // substring; every refusal wraps ErrInvalid or replica.ErrInvalidURL
+	}{
+		{name: "Defaults", env: env(), client: "file:///data/app.db-replica",
+			want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true}},
+		{name: "SQLiteParamsPass", params: map[string]string{"vfs": "litestream", "mode": "rwc", "cache": "shared"}, env: env(),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true}},
+		{name: "ReplicaParam", params: map[string]string{"replica": "file:///backups/app"}, env: env("LITESTREAM_REPLICA_URL", "file:///elsewhere"),
+			client: "file:///backups/app", want: Settings{Replica: "file:///backups/app", Source: "URI parameter replica", Checksums: true}},
+		{name: "ReplicaEnv", env: env("LITESTREAM_REPLICA_URL", "/backups/env"),
+			client: "file:///backups/env", want: Settings{Replica: "/backups/env", Source: "LITESTREAM_REPLICA_URL", Checksums: true}},
+		{name: "EmptyReplicaParamIsDefault", params: map[string]string{"replica": ""}, env: env(),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true}},
+		{name: "S3DefaultPutRate", params: map[string]string{"replica": "s3://bucket/db", "endpoint": "http://127.0.0.1:9000"}, env: env(),
+			client: "s3://bucket/db?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=us-east-1",
+			want:   Settings{Replica: "s3://bucket/db?endpoint=http%3A%2F%2F127.0.0.1%3A9000", Source: "URI parameter replica", MaxPutsPerSecond: DefaultS3PutRate, Checksums: true}},
+		{name: "PutRateParamOverEnv", params: map[string]string{"max-puts-per-second": "2.5"}, env: env("LITESTREAM_MAX_PUTS_PER_SECOND", "7"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", MaxPutsPerSecond: 2.5, Checksums: true}},
+		{name: "PutRateEnv", env: env("LITESTREAM_MAX_PUTS_PER_SECOND", "7"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", MaxPutsPerSecond: 7, Checksums: true}},
+		{name: "SpoolAndChecksums", params: map[string]string{"spool-max-bytes": "65536", "checksums": "false"}, env: env(),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", SpoolMaxBytes: 65536}},
+		{name: "ChecksumsEnv", env: env("LITESTREAM_CHECKSUMS", "0", "LITESTREAM_SPOOL_MAX_BYTES", "1"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", SpoolMaxBytes: 1}},
+
+		{name: "UnknownParam", params: map[string]string{"bogus": "1"}, env: env(), wantErr: `unknown URI parameter "bogus"`},
+		{name: "UnknownParamFirstByName", params: map[string]string{"zz": "1", "aa": "1"}, env: env(), wantErr: `unknown URI parameter "aa"`},
+		{name: "S3OptionOnFileReplica", params: map[string]string{"endpoint": "http://127.0.0.1:1"}, env: env(), wantErr: `URI parameter "endpoint" applies only to s3:// replicas`},
+		{name: "S3OptionOnFileReplicaRedacted", params: map[string]string{"region": "x", "replica": "file://u:secret@/x"}, env: env(), wantErr: `URI parameter "region"`},
+		{name: "FTPReplica", params: map[string]string{"replica": "ftp://x"}, env: env(), wantErr: "URI parameter replica: "},
+		{name: "BadEnvReplica", env: env("LITESTREAM_REPLICA_URL", "ftp://x"), wantErr: "LITESTREAM_REPLICA_URL: "},
+		{name: "S3BadOption", params: map[string]string{"replica": "s3://bucket/db", "force-path-style": "maybe"}, env: env(), wantErr: "force-path-style"},
+		{name: "PutRateNotNumber", params: map[string]string{"max-puts-per-second": "fast"}, env: env(), wantErr: `URI parameter max-puts-per-second: "fast"`},
+		{name: "PutRateNegative", params: map[string]string{"max-puts-per-second": "-1"}, env: env(), wantErr: `"-1" is not a number`},
+		{name: "PutRateNaN", params: map[string]string{"max-puts-per-second": "NaN"}, env: env(), wantErr: `"NaN"`},
+		{name: "PutRateInf", params: map[string]string{"max-puts-per-second": "+Inf"}, env: env(), wantErr: `"+Inf"`},
+		{name: "PutRateBadEnv", env: env("LITESTREAM_MAX_PUTS_PER_SECOND", "x"), wantErr: `LITESTREAM_MAX_PUTS_PER_SECOND: "x"`},
+		{name: "SpoolZero", params: map[string]string{"spool-max-bytes": "0"}, env: env(), wantErr: `URI parameter spool-max-bytes: "0" is not a positive number of bytes`},
+		{name: "SpoolUnits", params: map[string]string{"spool-max-bytes": "64MB"}, env: env(), wantErr: `"64MB"`},
+		{name: "SpoolBadEnv", env: env("LITESTREAM_SPOOL_MAX_BYTES", "-5"), wantErr: `LITESTREAM_SPOOL_MAX_BYTES: "-5"`},
+		{name: "ChecksumsMaybe", params: map[string]string{"checksums": "maybe"}, env: env(), wantErr: `URI parameter checksums: "maybe" is not true or false`},
+		{name: "ChecksumsBadEnv", env: env("LITESTREAM_CHECKSUMS", "yes"), wantErr: `LITESTREAM_CHECKSUMS: "yes"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Resolve(db, tt.params, tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Resolve error %v, want one containing %q", err, tt.wantErr)
+				}
+				if !errors.Is(err, ErrInvalid) && !errors.Is(err, replica.ErrInvalidURL) {
+					t.Errorf("error %v wraps neither ErrInvalid nor replica.ErrInvalidURL", err)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Errorf("error %q shows a credential", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			if got.Client.String() != tt.client {
+				t.Errorf("client %q, want %q", got.Client.String(), tt.client)
+			}
+			got.Client = nil
+			if got != tt.want {
+				t.Errorf("Resolve = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExitFlush(t *testing.T) {
+	tests := []struct {
+		env     Getenv
+		want    time.Duration
+		wantErr bool
+	}{
+		{env(), DefaultExitFlush, false},
+		{env("LITESTREAM_EXIT_FLUSH_MS", ""), DefaultExitFlush, false},
+		{env("LITESTREAM_EXIT_FLUSH_MS", "0"), 0, false},
+		{env("LITESTREAM_EXIT_FLUSH_MS", "250"), 250 * time.Millisecond, false},
+		{env("LITESTREAM_EXIT_FLUSH_MS", "-1"), DefaultExitFlush, true},
+		{env("LITESTREAM_EXIT_FLUSH_MS", "2s"), DefaultExitFlush, true},
+		{env("LITESTREAM_EXIT_FLUSH_MS", "99999999999999"), DefaultExitFlush, true},
+	}
+	for _, tt := range tests {
+		got, err := ExitFlush(tt.env)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("ExitFlush = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestParseParams(t *testing.T) {
+	got := ParseParams("vfs\x1flitestream\x1ereplica\x1fs3://b/p\x1e\x1eflag\x1e")
+	want := map[string]string{"vfs": "litestream", "replica": "s3://b/p", "flag": ""}
+	if len(got) != len(want) {
+		t.Fatalf("ParseParams = %q, want %q", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("ParseParams[%q] = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// FuzzResolve: no input panics; every refusal names what it refuses
+// through a sentinel the extension reports as a configuration error.
+func FuzzResolve(f *testing.F) {
+	f.Add("replica\x1fs3://bucket/db\x1eendpoint\x1fhttp://127.0.0.1:1", "")
+	f.Add("max-puts-per-second\x1f1e400\x1espool-max-bytes\x1f9", "file:///x")
+	f.Add("checksums\x1fFALSE\x1ereplica\x1f%zz", "s3://")
+	f.Fuzz(func(t *testing.T, params, envReplica string) {
+		_, err := Resolve("/db/app.db", ParseParams(params), env("LITESTREAM_REPLICA_URL", envReplica))
+		if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, replica.ErrInvalidURL) {
+			t.Fatalf("error %v wraps neither ErrInvalid nor replica.ErrInvalidURL", err)
+		}
+	})
+}
