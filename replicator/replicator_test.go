@@ -383,8 +383,9 @@ func TestReplicator(t *testing.T) {
 		h.sync(txid)
 		h.check(m, txid)
 		segs, _ := filepath.Glob(filepath.Join(h.dir, "spool", "*.seg"))
-		if len(segs) != 1 {
-			t.Fatalf("segments after everything shipped: %v, want only the active one", segs)
+		// The active one goes too once it is past reclaimActiveBytes.
+		if len(segs) > 1 {
+			t.Fatalf("segments after everything shipped: %v, want at most the active one", segs)
 		}
 	})
 }

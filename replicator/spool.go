@@ -16,6 +16,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-vfs/litestream_vfs/internal/fsutil"
+	"github.com/litestream-vfs/litestream_vfs/replica"
 )
 
 // The spool keeps captured LTX files on local disk until the replica has
@@ -35,6 +36,10 @@ const (
 	recordMagic      = "LSP1"
 	recordHeaderSize = 40
 	maxSegmentBytes  = 16 << 20
+	// reclaimActiveBytes is the size past which the segment being written
+	// is removed as soon as nothing in it is needed (see release); smaller
+	// ones are reused, so light traffic does not create a file per upload.
+	reclaimActiveBytes = 4 << 20
 )
 
 // spoolEntry is one LTX file in the spool.
@@ -62,9 +67,10 @@ type segment struct {
 type spool struct {
 	dir string
 
-	mu     sync.Mutex
-	active *segment
-	nextID uint64
+	mu      sync.Mutex
+	active  *segment
+	nextID  uint64
+	writing bool // a record is being written to active (begin to finish or abort)
 }
 
 func (s *spool) segmentPath(id uint64) string {
@@ -153,8 +159,11 @@ func readRecord(f *os.File, off, fileSize int64) (*spoolEntry, error) {
 		Size:    int64(binary.BigEndian.Uint64(b[32:])),
 		off:     off + recordHeaderSize,
 	}
-	if e.Size <= 0 || e.off+e.Size > fileSize {
+	if e.Size <= 0 || e.Size > fileSize-e.off {
 		return nil, errors.New("record past end of segment")
+	}
+	if (e.Level != 0 && e.Level != replica.SnapshotLevel) || e.MinTXID == 0 || e.MinTXID > e.MaxTXID {
+		return nil, errors.New("bad record header")
 	}
 	dec := ltx.NewDecoder(io.NewSectionReader(f, e.off, e.Size))
 	if err := dec.Verify(); err != nil {
@@ -200,6 +209,7 @@ func (s *spool) begin() (*recordWriter, error) {
 		}
 	}
 	seg := s.active
+	s.writing = true
 	return &recordWriter{s: s, seg: seg, start: seg.size, w: io.NewOffsetWriter(seg.f, seg.size+recordHeaderSize)}, nil
 }
 
@@ -220,6 +230,7 @@ func (rw *recordWriter) finish(level int, minTXID, maxTXID ltx.TXID, post ltx.Ch
 	}
 	rw.s.mu.Lock()
 	defer rw.s.mu.Unlock()
+	rw.s.writing = false
 	rw.seg.size = rw.start + recordHeaderSize + n
 	rw.seg.live++
 	return &spoolEntry{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Post: post, Size: n, seg: rw.seg, off: rw.start + recordHeaderSize}, nil
@@ -228,6 +239,9 @@ func (rw *recordWriter) finish(level int, minTXID, maxTXID ltx.TXID, post ltx.Ch
 // abort drops a record that could not be completed.
 func (rw *recordWriter) abort() {
 	_ = rw.seg.f.Truncate(rw.start)
+	rw.s.mu.Lock()
+	rw.s.writing = false
+	rw.s.mu.Unlock()
 }
 
 // sync makes the given entries durable: one fdatasync per segment, and a
@@ -263,7 +277,11 @@ func (s *spool) reader(e *spoolEntry) io.Reader {
 }
 
 // release says e is no longer needed (shipped or dropped). A segment goes
-// once all its entries are released and it is no longer written to.
+// once all its entries are released and it is no longer written to. The
+// segment being written to goes too if it grew past reclaimActiveBytes
+// and no record is being written: after a large transaction shipped its
+// space comes back at once (a 292 MB segment stayed until a later commit),
+// and the next record starts a new segment.
 func (s *spool) release(e *spoolEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -272,8 +290,13 @@ func (s *spool) release(e *spoolEntry) {
 	}
 	e.released = true
 	e.seg.live--
-	if e.seg.live == 0 && e.seg != s.active {
+	switch {
+	case e.seg.live > 0:
+	case e.seg != s.active:
 		s.removeSegment(e.seg)
+	case !s.writing && e.seg.size >= reclaimActiveBytes:
+		s.removeSegment(e.seg)
+		s.active = nil
 	}
 }
 
