@@ -79,6 +79,7 @@ type Replicator struct {
 	overflowed bool // the spool overflowed; cleared once a snapshot is in the replica
 	opened     bool // Open loaded the spool and the local position
 	confirmed  bool // replicated was confirmed by the store since Open (see confirm)
+	uploading  bool // an upload is in flight: its outcome, not a guess, decides an overflow
 	epoch      int  // bumped when confirm finds the replica moved: older entries are stale
 	uploads    int64
 
@@ -572,8 +573,12 @@ func (r *Replicator) dropOnOverflowLocked() bool {
 		}
 		return n
 	}
-	if !r.errActive || size() <= r.opts.SpoolMaxBytes {
-		return false // a working replica drains any backlog; the bound is for outages
+	if !r.errActive || r.uploading || size() <= r.opts.SpoolMaxBytes {
+		// A working replica drains any backlog; the bound is for outages.
+		// While an upload is in flight the store may be back: dropping
+		// then threw away what was about to be in the replica and owed a
+		// needless snapshot (the uploader checks again if it fails).
+		return false
 	}
 	last := -1
 	for i, e := range r.pending {

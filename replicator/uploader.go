@@ -118,7 +118,13 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 		}
 		threads.Background()
 		lastPut = time.Now()
+		r.mu.Lock()
+		r.uploading = true
+		r.mu.Unlock()
 		err := r.upload(ctx, batch)
+		r.mu.Lock()
+		r.uploading = false
+		r.mu.Unlock()
 		p.done(lastPut, txnCount(batch), time.Since(lastPut))
 		if err != nil {
 			if ctx.Err() != nil {

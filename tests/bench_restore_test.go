@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,14 +27,7 @@ import (
 // too), copies the files into a bucket, and reports the seconds of each
 // command, with cp of the database file as the yardstick.
 func BenchmarkRestore(b *testing.B) {
-	sizeMB := 256
-	if s := os.Getenv("RESTORE_BENCH_MB"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			b.Fatalf("RESTORE_BENCH_MB=%q", s)
-		}
-		sizeMB = n
-	}
+	sizeMB := envCount(b, "RESTORE_BENCH_MB", 256)
 	srv := s3test.Start(b)
 	ls := litestreamBin(b)
 	dir := b.TempDir()

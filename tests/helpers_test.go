@@ -622,3 +622,18 @@ func requireReplica(tb testing.TB, dir string) {
 	}
 	tb.Logf("replica %s: LTX files per level %v", dir, levels)
 }
+
+// envCount returns the positive integer in the environment variable name,
+// or def if it is unset.
+func envCount(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		tb.Fatalf("%s=%q: want a positive count", name, s)
+	}
+	return n
+}

@@ -57,5 +57,18 @@ step "./build.sh"
 step "go test -race -short (pure-Go packages)"
 go test -race -short -count=1 ./vfs/... ./replicator/... ./replica/... ./restore/...
 
+step "fuzz: every target a few seconds (FUZZ_TIME, default 3s)"
+# Each target's seed corpus also runs in the full go test below; here the
+# fuzzer mutates it. A soak: FUZZ_TIME=10m tests/run.sh.
+grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./.cache/' | sort | while read -r file; do
+	pkg="./$(dirname "${file#./}")"
+	for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$file"); do
+		echo "$pkg $target"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZ_TIME:-3s}" "$pkg" >/tmp/fuzz.$$ 2>&1 ||
+			{ cat /tmp/fuzz.$$; rm -f /tmp/fuzz.$$; die "fuzz target $target in $pkg failed"; }
+	done
+done
+rm -f /tmp/fuzz.$$
+
 step "go test -count=1 ./..."
 exec go test -count=1 -timeout 40m ./...

@@ -203,7 +203,13 @@ func TestSharedState(t *testing.T) {
 		lines := workload(newSeed(t), 60)
 		p1 := startC(t, db, dbURI(db), nil)
 		p1.must("PRAGMA journal_mode=WAL;")
-		p2 := startC(t, db, dbURI(db), nil)
+		p2 := startC(t, db, dbURI(db), []string{"LITESTREAM_LOG_LEVEL=info"})
+		// No checkpoints: one by p2 that copies frames p1 had not yet
+		// captured into the database file overwrites the state the spool
+		// ends at, and the take-over then snapshots (a known limit,
+		// docs/design.md); this test is about continuing the chain.
+		p1.must("PRAGMA wal_autocheckpoint=0;")
+		p2.must("PRAGMA wal_autocheckpoint=0;")
 		for i, l := range lines[:40] {
 			if i%2 == 0 {
 				p1.must(l)
@@ -227,12 +233,13 @@ func TestSharedState(t *testing.T) {
 			p2.must(l)
 		}
 		p2.sync(60000)
-		if r := p2.close(); r.Code != 0 {
+		r := p2.close()
+		if r.Code != 0 {
 			t.Fatalf("C client 2 exit\n%s", r)
 		}
 		verifyRestore(t, db, fileURL(defaultReplica(db)))
 		if n := len(snapshotFiles(t, defaultReplica(db))); n != 1 {
-			t.Errorf("%d snapshots after the take-over, want 1: the new owner must continue the chain", n)
+			t.Errorf("%d snapshots after the take-over, want 1: the new owner must continue the chain\nnew owner's stderr:\n%s", n, tail(r.Stderr, 4000))
 		}
 	})
 

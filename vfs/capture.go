@@ -5,6 +5,7 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -49,7 +50,9 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		// restarted the WAL itself writes random ones).
 		afterEmpty := !db.fol.Following() && ev.Restarts > db.genRestarts
 		if !afterEmpty && !db.fol.Succeeds(hdr) {
-			return false, db.owe("a WAL generation was missed (another process restarted it)")
+			old := db.fol.Header()
+			return false, db.owe(fmt.Sprintf("a WAL generation was missed (another process restarted it): followed salt-1 %#x, found %#x, resets counted %d since",
+				old.Salt1, hdr.Salt1, ev.Restarts-db.genRestarts))
 		}
 		if db.fol.Following() && db.endsBeyond(ev) {
 			return false, db.owe("the WAL was restarted before all its commits were read")

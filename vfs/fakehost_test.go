@@ -363,16 +363,20 @@ func (f *fakeDB) commitElsewhere() {
 
 // restart starts a new WAL generation with salt1 (SQLite uses the old
 // salt-1 plus one), as a checkpoint that copied every frame would: the
-// database file takes the committed state first. counted says whether a
-// gate let it through.
-func (f *fakeDB) restart(salt1 uint32, counted bool) {
+// database file takes the committed state first. The header's checkpoint
+// sequence is the writing connection's own count of restarts (7 here); 0
+// is a connection that never restarted the WAL, which SQLite gives random
+// salts. counted says whether a gate let it through.
+func (f *fakeDB) restart(salt1 uint32, counted bool) { f.restartBy(salt1, 7, counted) }
+
+func (f *fakeDB) restartBy(salt1, ckptSeq uint32, counted bool) {
 	f.t.Helper()
 	f.writeDBFile(f.pages, f.size)
 	if counted {
 		f.host.reset()
 	}
 	f.w.salt1, f.w.salt2 = salt1, f.w.salt2+1
-	f.w.header(0)
+	f.w.header(ckptSeq)
 	f.frames = 0
 	f.writeWAL()
 	f.host.setIndex(0, f.w.salt1, f.w.salt2)

@@ -122,6 +122,15 @@ var sharedStateNames = map[uint32]string{
 	sharedNeedsSnapshot: StateNeedsSnapshot, sharedNotReplicating: StateNotReplicating,
 }
 
+// sharedStateName names a state word; a value no owner writes (a file
+// written by something else) reads as starting.
+func sharedStateName(v uint32) string {
+	if name, ok := sharedStateNames[v]; ok {
+		return name
+	}
+	return StateStarting
+}
+
 // errSharedTorn reports a position block whose writer died mid-write.
 var errSharedTorn = errors.New("shared state is being written (or its writer died)")
 
@@ -169,9 +178,10 @@ func openShared(path string) (*shared, error) {
 	s := &shared{f: f, mem: mem}
 	if s.u32(offMagic).CompareAndSwap(0, sharedMagic) {
 		s.u32(offVersion).Store(sharedVersion)
-	} else if s.u32(offMagic).Load() != sharedMagic || s.u32(offVersion).Load() != sharedVersion {
+	} else if magic, version := s.u32(offMagic).Load(), s.u32(offVersion).Load(); magic != sharedMagic || version != sharedVersion {
+		// Read before the unmap: reading them after it crashed the host.
 		s.close()
-		return nil, fmt.Errorf("shared state %s: unknown format (magic %#x, version %d)", path, s.u32(offMagic).Load(), s.u32(offVersion).Load())
+		return nil, fmt.Errorf("shared state %s: unknown format (magic %#x, version %d)", path, magic, version)
 	}
 	return s, nil
 }

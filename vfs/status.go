@@ -104,7 +104,7 @@ func (db *DB) sharedStatus(st Status) Status {
 		st.State, st.Reason = StateStarting, fmt.Sprintf("the replicating process (pid %d) is gone; another process takes over", st.OwnerPID)
 		return st
 	}
-	st.State = sharedStateNames[p.State]
+	st.State = sharedStateName(p.State)
 	st.Reason, st.LastError = p.Reason, p.LastError
 	st.LocalTXID, st.ReplicatedTXID = p.TXID, p.ReplTXID
 	if p.TXID > p.ReplTXID {

@@ -21,7 +21,8 @@
 **
 ** A line ".open URI" closes the database and opens URI the same way
 ** (printing "OPENED <file>" then "OK", or "ERR <rc> <msg>"), so one process
-** can go through many databases.
+** can go through many databases. A line ".exit" calls exit(0) with the
+** database still open.
 **
 ** Exit codes: 2 usage or load failure ("LOADFAIL <msg>"), 3 open failure
 ** ("OPENFAIL <rc> <msg>"), 4 close failure ("CLOSEFAIL <rc> <msg>").
@@ -166,6 +167,8 @@ int main(int argc, char **argv) {
     }
     if (strncmp(zLine, ".open ", 6) == 0) {
       reopen(&db, zLine + 6);
+    } else if (strcmp(zLine, ".exit") == 0) {
+      exit(0); /* without closing the database: atexit handlers run */
     } else {
       runLine(db, zLine);
     }

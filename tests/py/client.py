@@ -12,7 +12,9 @@ Usage:
       print "|"-separated (NULL empty, blobs X'hex'), and the line's output
       ends with "OK" or "ERR <code> <msg>". A line starting with "@N " runs on
       connection N (0, 1, ...; opened on first use), so one process can write
-      through several connections in turn.
+      through several connections in turn. A line ".exit" leaves by
+      sys.exit(0) with the connections open (interpreter shutdown), a line
+      ".os_exit" by os._exit(0).
 
   client.py EXTENSION DB_URI ckpt-race SEED TXNS SECONDS
       One thread writes TXNS random transactions on connection A while the
@@ -44,6 +46,7 @@ Exit codes: 2 load failure ("LOADFAIL <msg>"), 3 open failure
 ("OPENFAIL <code> <msg>").
 """
 
+import os
 import random
 import sqlite3
 import sys
@@ -127,6 +130,11 @@ def lines_mode(uri):
 
     for raw in sys.stdin:
         line = raw.rstrip("\r\n")
+        if line == ".exit":  # interpreter shutdown, connections left open
+            sys.exit(0)
+        if line == ".os_exit":  # no shutdown at all: no atexit handler runs
+            sys.stdout.flush()
+            os._exit(0)
         n = 0
         if line.startswith("@"):
             head, _, line = line.partition(" ")
@@ -265,7 +273,6 @@ def fork_mode(uri, seed, idle=False):
     """Write, fork a child that writes through the VFS and exits, write more
     in the parent, sync. Prints "CHILD <status>" (or "CHILD-HUNG" if the child
     did not exit within 30 s; it is then killed) and "TXID <n>"."""
-    import os
     import signal
     rnd = random.Random(seed)
     a = connect(uri)

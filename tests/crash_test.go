@@ -1,0 +1,198 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCrashLoop (issue 10): a writer (tests/py/crashwriter.py) is killed
+// with SIGKILL at a random point, again and again; every few rounds a
+// writer without the extension appends rows first, so the next opener must
+// snapshot and may be killed while it does. After every kill the replica is
+// restored and checked: a committed prefix of the source (rows 1..m, each
+// as the source has it), every row acknowledged by litestream_sync in it,
+// and `ltxrestore verify` finds no gap in the TXID chain. At the end a
+// clean writer syncs and the restore equals the source.
+//
+// CRASH_LOOPS sets the number of rounds (default 25); the figures go to
+// the log as "CRASH-LOOP".
+func TestCrashLoop(t *testing.T) {
+	loops := envCount(t, "CRASH_LOOPS", 25)
+	seed := newSeed(t)
+	rnd := rand.New(rand.NewPCG(seed, 1))
+	dir, db := newDB(t)
+	replica := defaultReplica(db)
+	writer := filepath.Join(filepath.Dir(pyClientPath), "crashwriter.py")
+	var acked, killedAfterOpen, plainRounds, checked int64
+	start := time.Now()
+	for i := 0; i < loops; i++ {
+		if i%5 == 4 {
+			// A writer without the extension: its rows reach the replica
+			// only through the next extension process's snapshot.
+			r := runCmd(t, dir, nil, nil, python3Bin, writer, "-", db, strconv.FormatUint(rnd.Uint64()>>1, 10))
+			if r.Code != 0 || !strings.Contains(r.Stdout, "DONE") {
+				t.Fatalf("round %d: plain writer\n%s", i, r)
+			}
+			plainRounds++
+		}
+		delay := time.Duration(rnd.IntN(400)) * time.Millisecond
+		if rnd.IntN(4) == 0 {
+			delay = time.Duration(rnd.IntN(30)) * time.Millisecond // in open, reconcile or a snapshot
+		}
+		ack, opened, out := killWriterAfter(t, dir, writer, dbURI(db), rnd.Uint64()>>1, delay)
+		if opened {
+			killedAfterOpen++
+		}
+		acked = max(acked, ack)
+		checked += checkCommittedPrefix(t, i, db, replica, acked, out)
+	}
+	// A clean process syncs and exits: the restore equals the source.
+	r := runCmd(t, dir, nil, strings.NewReader("SELECT litestream_sync(30000);\n"), python3Bin, pyClientPath, extPath, dbURI(db))
+	if r.Code != 0 || strings.Contains(r.Stdout, "ERR") {
+		t.Fatalf("final sync\n%s", r)
+	}
+	verifyRestore(t, db, fileURL(replica))
+	requireChain(t, replica)
+	t.Logf("CRASH-LOOP rounds=%d killed_after_open=%d plain_writer_rounds=%d max_acked_seq=%d rows_checked=%d elapsed=%s seed=%d",
+		loops, killedAfterOpen, plainRounds, acked, checked, time.Since(start).Round(time.Second), seed)
+}
+
+// killWriterAfter starts the crash writer, kills it with SIGKILL delay after
+// it printed START (or at once if it never does within 20 s), and returns
+// the highest acknowledged seq it printed, whether it got as far as START,
+// and its output.
+func killWriterAfter(t *testing.T, dir, writer, uri string, seed uint64, delay time.Duration) (int64, bool, string) {
+	t.Helper()
+	cmd := exec.Command(python3Bin, writer, extPath, uri, strconv.FormatUint(seed, 10))
+	cmd.Dir = dir
+	cmd.Env = childEnv(nil)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var ack int64
+	var out strings.Builder
+	started := false
+	var kill <-chan time.Time
+	timeout := time.After(20 * time.Second)
+	for done := false; !done; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				done = true
+				break
+			}
+			out.WriteString(l + "\n")
+			f := strings.Fields(l)
+			switch {
+			case len(f) > 0 && f[0] == "START" && !started:
+				started = true
+				kill = time.After(delay)
+			case len(f) == 3 && f[0] == "ACK":
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				ack = max(ack, n)
+			}
+		case <-kill:
+			_ = cmd.Process.Signal(syscall.SIGKILL) // our child, by PID
+			kill = nil
+		case <-timeout:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			timeout = nil
+		}
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("the crash writer was not killed (%v): it ended on its own\n%s\nstderr:\n%s", err, out.String(), tail(stderr.String(), 3000))
+	}
+	return ack, started, out.String()
+}
+
+// checkCommittedPrefix restores the replica and requires it to hold rows
+// 1..m of table c exactly as a copy of the source holds them, with m at
+// least acked; it returns m.
+func checkCommittedPrefix(t *testing.T, round int, db, replica string, acked int64, out string) int64 {
+	t.Helper()
+	// A copy: a connection on the source itself would checkpoint and
+	// delete its WAL on close, a writer the replicator never hears of.
+	src := filepath.Join(t.TempDir(), "src.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(db + suffix)
+		if err != nil && !(suffix == "-wal" && os.IsNotExist(err)) {
+			t.Fatal(err)
+		}
+		if err == nil {
+			if err := os.WriteFile(src+suffix, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	restored := filepath.Join(t.TempDir(), "restored.db")
+	r := runCmd(t, filepath.Dir(restored), nil, nil, ltxrestorePath, "-o", restored, fileURL(replica))
+	if r.Code != 0 {
+		// Killed before its first upload completed: nothing to restore
+		// (at most an abandoned temporary file, which the restore names).
+		if acked == 0 && strings.Contains(r.Stderr, "replica has no ltx files") {
+			return 0
+		}
+		t.Fatalf("round %d: restore failed (seq %d acknowledged)\n%s\nwriter:\n%s", round, acked, r, out)
+	}
+	integrityCheck(t, restored)
+	q := fmt.Sprintf("ATTACH '%s' AS s; SELECT count(*), coalesce(max(seq), 0) FROM c; "+
+		"SELECT count(*) FROM c JOIN s.c AS sc USING (seq) WHERE c.pad = sc.pad;", src)
+	hasTable := sqlitePlain(t, restored, "SELECT count(*) FROM sqlite_schema WHERE name = 'c';")
+	if hasTable == "0" {
+		if acked > 0 {
+			t.Fatalf("round %d: the restore has no table c, but seq %d was acknowledged\n%s", round, acked, out)
+		}
+		return 0
+	}
+	got := strings.Fields(strings.ReplaceAll(sqlitePlain(t, restored, q), "|", " "))
+	if len(got) != 3 {
+		t.Fatalf("round %d: query output %q", round, got)
+	}
+	count, _ := strconv.ParseInt(got[0], 10, 64)
+	maxSeq, _ := strconv.ParseInt(got[1], 10, 64)
+	same, _ := strconv.ParseInt(got[2], 10, 64)
+	if count != maxSeq || same != count {
+		t.Fatalf("round %d: the restore is not a committed prefix of the source: %d rows, max seq %d, %d equal to the source's\n%s", round, count, maxSeq, same, out)
+	}
+	if maxSeq < acked {
+		t.Fatalf("round %d: the restore ends at seq %d, but seq %d was acknowledged by litestream_sync\n%s", round, maxSeq, acked, out)
+	}
+	requireChain(t, replica)
+	return maxSeq
+}
+
+// requireChain requires `ltxrestore verify` to find the replica's TXID
+// chain whole.
+func requireChain(t *testing.T, replica string) {
+	t.Helper()
+	r := runCmd(t, filepath.Dir(replica), nil, nil, ltxrestorePath, "verify", fileURL(replica))
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ok") {
+		t.Fatalf("ltxrestore verify %s\n%s", replica, r)
+	}
+}

@@ -1,0 +1,141 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Faults of issue 10 that need no crash loop: each found broken, each with
+// what the user sees.
+
+// TestOpenFails: a database SQLite cannot open leaves nothing behind. The
+// state directory and lock (and any missing parent directory: the open
+// then succeeded in it) were created, and replication started, before the
+// real open failed.
+func TestOpenFails(t *testing.T) {
+	for _, c := range []struct{ name, rel, param string }{
+		{"MissingDirectory", "missing-dir/app.db", ""},
+		{"ReadOnlyMissingFile", "app.db", "mode=ro"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			uri := dbURI(filepath.Join(dir, c.rel))
+			if c.param != "" {
+				uri = dbURI(filepath.Join(dir, c.rel), c.param)
+			}
+			r := runC(t, dir, uri, nil, nil)
+			if r.Code != 3 || !strings.HasPrefix(r.Stdout, "OPENFAIL 14 ") {
+				t.Errorf("C client: want exit 3 and OPENFAIL 14 (SQLITE_CANTOPEN)\n%s", r)
+			}
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				t.Errorf("failed open created %s", e.Name())
+			}
+		})
+	}
+}
+
+// TestCheckpointStorm (item 1): back-to-back wal_checkpoint(TRUNCATE)
+// after every commit in one process. Each truncation waits at its gate
+// until the commit before it is captured, so the chain continues: one
+// snapshot in all (the first), no warning, and a litestream_sync right
+// after the storm returns at once (a tight loop made 315 snapshots, 158 MB
+// of replica for a 1.3 MB database, and the sync timed out with 12,547
+// transactions pending). Two processes taking turns still snapshot now and
+// then (docs/design.md, known limits).
+func TestCheckpointStorm(t *testing.T) {
+	const commits = 300
+	for _, procs := range []int{1} {
+		t.Run(fmt.Sprintf("Processes%d", procs), func(t *testing.T) {
+			_, db := newDB(t)
+			ps := make([]*cproc, procs)
+			for i := range ps {
+				ps[i] = startC(t, db, dbURI(db), nil)
+			}
+			ps[0].must("PRAGMA journal_mode=WAL; CREATE TABLE s(id INTEGER PRIMARY KEY, v BLOB);")
+			start := time.Now()
+			for i := 0; i < commits; i++ {
+				p := ps[i%procs]
+				p.must("INSERT INTO s(v) VALUES(randomblob(3000)); PRAGMA wal_checkpoint(TRUNCATE);")
+			}
+			storm := time.Since(start)
+			t0 := time.Now()
+			txid := ps[procs-1].sync(30000)
+			t.Logf("%d commits with a TRUNCATE checkpoint after each in %v (%.2f ms each); sync after it took %v, TXID %d",
+				commits, storm.Round(time.Millisecond), float64(storm.Microseconds())/1000/commits, time.Since(t0).Round(time.Millisecond), txid)
+			for i, p := range ps {
+				r := p.close()
+				if r.Code != 0 {
+					t.Fatalf("client %d exit\n%s", i, r)
+				}
+				if strings.Contains(r.Stderr, "snapshot needed") {
+					t.Errorf("client %d warned of a snapshot:\n%s", i, tail(r.Stderr, 2000))
+				}
+			}
+			verifyRestore(t, db, fileURL(defaultReplica(db)))
+			if n := len(snapshotFiles(t, defaultReplica(db))); n != 1 {
+				t.Errorf("%d snapshots, want 1", n)
+			}
+		})
+	}
+}
+
+// TestExitWithoutClose: a process that leaves with its database open.
+// exit() in C and a normal interpreter shutdown in python run the
+// extension's exit hook, which ships what is spooled within
+// LITESTREAM_EXIT_FLUSH_MS: the replica is whole at once. os._exit runs no
+// hook: the spool keeps the rest, and the next process to open the
+// database ships it, even one that only reads.
+func TestExitWithoutClose(t *testing.T) {
+	const rows = 300
+	var inserts strings.Builder
+	for i := 0; i < rows; i++ {
+		inserts.WriteString("INSERT INTO e(v) VALUES(randomblob(2000));")
+	}
+	for _, tc := range []struct {
+		name   string
+		py     bool
+		exit   string
+		flushs bool // the exit hook runs
+	}{
+		{"CExit", false, ".exit", true},
+		{"PythonShutdown", true, ".exit", true},
+		{"PythonOSExit", true, ".os_exit", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, db := newDB(t)
+			lines := []string{"PRAGMA journal_mode=WAL; CREATE TABLE e(id INTEGER PRIMARY KEY, v BLOB);", inserts.String(), tc.exit}
+			env := []string{"LITESTREAM_EXIT_FLUSH_MS=5000"}
+			var r result
+			if tc.py {
+				r = runPy(t, dir, dbURI(db), lines, env)
+			} else {
+				r = runC(t, dir, dbURI(db), lines, env)
+			}
+			if r.Code != 0 || strings.Count(r.Stdout, "OK") != 2 {
+				t.Fatalf("writer\n%s", r)
+			}
+			replica := fileURL(defaultReplica(db))
+			if tc.flushs {
+				out := restore(t, replica)
+				if got := sqlitePlain(t, out, "SELECT count(*) FROM e;"); got != strconv.Itoa(rows) {
+					t.Fatalf("the replica right after the exit holds %s rows, want %d: the exit hook did not ship them\nwriter stderr:\n%s", got, rows, tail(r.Stderr, 2000))
+				}
+			}
+			// The next opener only reads.
+			rd := runC(t, dir, dbURI(db), []string{"SELECT count(*) FROM e;"}, nil)
+			if rd.Code != 0 || !strings.Contains(rd.Stdout, strconv.Itoa(rows)+"\n") {
+				t.Fatalf("reader\n%s", rd)
+			}
+			verifyRestore(t, db, replica)
+		})
+	}
+}
