@@ -38,6 +38,11 @@ SQLITE_EXTENSION_INIT1
 
 enum { LS_MAIN = 1, LS_WAL = 2 };
 
+/* See lsShmLockWatched: frames of WAL growth between two checkpoints of
+** this process that make another process's owner urgent (SQLite's default
+** auto-checkpoint size). */
+#define LS_CKPT_URGENT_FRAMES 1000
+
 typedef struct lsFile {
   sqlite3_file base;
   int kind;
@@ -453,20 +458,29 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
   int rc;
   if (!lsForked && ofst == 1 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
     /* CKPT taken: a checkpoint starts, and a WAL reset (which waits at the
-    ** gate) may follow it. Wake this process's replicator from its
-    ** coalescing pause, so it catches up while the checkpoint copies pages.
-    ** Another process's is only told (not urgent): with several writers a
-    ** WAL past the auto-checkpoint size is checkpointed at nearly every
-    ** commit, and ending the owner's pause at each made it step every few
-    ** milliseconds under load; a reset that finds it behind signals
-    ** urgency at the gate. */
+    ** gate) may follow it. Wake the replicator from its coalescing pause,
+    ** here or in the process that replicates, so it catches up while the
+    ** checkpoint copies pages and the reset rarely waits. Another process's
+    ** owner is made urgent once per LS_CKPT_URGENT_FRAMES of WAL: with
+    ** several writers a WAL past the auto-checkpoint size that readers keep
+    ** from being reset is checkpointed at nearly every commit, and ending
+    ** the owner's pause at each made it step every few milliseconds. */
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
     if (rc == SQLITE_OK) {
+      uint32_t mx = 0, s1 = 0, s2 = 0;
+      int urgent = 1;
+      if (p->pShm0) lsReadHdr(p->pShm0, &mx, &s1, &s2);
       pthread_mutex_lock(&d->mu);
       lsUrgentLocked(d);
+      if (s1 == d->ckptSalt1 && mx < d->ckptMx + LS_CKPT_URGENT_FRAMES) {
+        urgent = 0;
+      } else {
+        d->ckptSalt1 = s1;
+        d->ckptMx = mx;
+      }
       pthread_mutex_unlock(&d->mu);
-      if (d->pShared && !lsOwnsGates(d)) ls_shared_signal(d->pShared, 0);
+      if (d->pShared && !lsOwnsGates(d)) ls_shared_signal(d->pShared, urgent);
     }
     return rc;
   }

@@ -35,6 +35,8 @@ struct lsDb {
   volatile int walDirty;     /* WAL written since the last announce */
   volatile int walWriteHeld; /* WAL_WRITE shm lock held in this process */
   lsShared *pShared;         /* the host's shared state; set once, never unmapped */
+  uint32_t ckptSalt1, ckptMx; /* wal-index when a checkpoint here last made
+                              ** another process's owner urgent */
 };
 
 

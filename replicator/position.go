@@ -73,12 +73,36 @@ func (r *Replicator) loadPosition() (ltx.Pos, error) {
 }
 
 // savePosition records pos (best effort, no fsync: the uploader confirms
-// it with the store before trusting it, and a missing or stale file only
-// costs a snapshot).
+// it with the store before trusting it, and a missing, torn or stale file
+// only costs a question to the store at open, or a snapshot). The record
+// has a fixed length and is overwritten in place through a descriptor kept
+// open: a temporary file renamed over it after every upload cost a file
+// creation, and on ext4 a data flush (auto_da_alloc), each time: a tenth
+// of the owner's CPU under load.
 func (r *Replicator) savePosition(pos ltx.Pos) {
-	tmp := r.positionPath() + ".tmp"
-	if err := os.WriteFile(tmp, []byte(pos.String()+"\n"), 0o644); err == nil {
-		_ = os.Rename(tmp, r.positionPath())
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	first := r.posFile == nil
+	if first {
+		f, err := os.OpenFile(r.positionPath(), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return
+		}
+		r.posFile = f
+	}
+	b := []byte(pos.String() + "\n")
+	if _, err := r.posFile.WriteAt(b, 0); err == nil && first {
+		_ = r.posFile.Truncate(int64(len(b))) // whatever was longer before
+	}
+}
+
+// closePosition closes the position file's descriptor.
+func (r *Replicator) closePosition() {
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	if r.posFile != nil {
+		_ = r.posFile.Close()
+		r.posFile = nil
 	}
 }
 

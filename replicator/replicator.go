@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,9 @@ type Replicator struct {
 	uploading  bool // an upload is in flight: its outcome, not a guess, decides an overflow
 	epoch      int  // bumped when confirm finds the replica moved: older entries are stale
 	uploads    int64
+
+	posMu   sync.Mutex
+	posFile *os.File // the position file, kept open (savePosition)
 
 	wake       chan struct{} // uploader
 	commitWake chan struct{} // committer
@@ -194,6 +198,7 @@ func (r *Replicator) Close() error {
 	}
 	r.wg.Wait()
 	r.spool.close()
+	r.closePosition()
 	return nil
 }
 
