@@ -80,9 +80,7 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C
 	fail := func(msg string) C.int {
 		// On stderr too: a host without an sqlite3_log callback (python's
 		// sqlite3 module) shows only "unable to open database file".
-		if check != 0 {
-			fmt.Fprintf(os.Stderr, "litestream: %s: %s\n", path, msg)
-		}
+		fmt.Fprintf(os.Stderr, "litestream: %s: %s\n", path, msg)
 		*errOut = C.CString(msg)
 		return 1
 	}

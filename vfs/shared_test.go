@@ -44,7 +44,7 @@ func FuzzSharedState(f *testing.F) {
 		if _, ok := map[string]bool{StateStarting: true, StateOK: true, StateError: true, StateNeedsSnapshot: true, StateNotReplicating: true}[sharedStateName(p.State)]; !ok {
 			t.Fatalf("state %d reads as %q", p.State, sharedStateName(p.State))
 		}
-		if len(p.Reason) >= sharedStrLen || len(p.LastError) >= sharedStrLen {
+		if len(p.Reason) > sharedStrLen || len(p.LastError) > sharedStrLen {
 			t.Fatalf("strings past their field: %d, %d bytes", len(p.Reason), len(p.LastError))
 		}
 		_, _, _, _ = s.committed()
