@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,38 +52,28 @@ func TestOpenFails(t *testing.T) {
 // then (docs/design.md, known limits).
 func TestCheckpointStorm(t *testing.T) {
 	const commits = 300
-	for _, procs := range []int{1} {
-		t.Run(fmt.Sprintf("Processes%d", procs), func(t *testing.T) {
-			_, db := newDB(t)
-			ps := make([]*cproc, procs)
-			for i := range ps {
-				ps[i] = startC(t, db, dbURI(db), nil)
-			}
-			ps[0].must("PRAGMA journal_mode=WAL; CREATE TABLE s(id INTEGER PRIMARY KEY, v BLOB);")
-			start := time.Now()
-			for i := 0; i < commits; i++ {
-				p := ps[i%procs]
-				p.must("INSERT INTO s(v) VALUES(randomblob(3000)); PRAGMA wal_checkpoint(TRUNCATE);")
-			}
-			storm := time.Since(start)
-			t0 := time.Now()
-			txid := ps[procs-1].sync(30000)
-			t.Logf("%d commits with a TRUNCATE checkpoint after each in %v (%.2f ms each); sync after it took %v, TXID %d",
-				commits, storm.Round(time.Millisecond), float64(storm.Microseconds())/1000/commits, time.Since(t0).Round(time.Millisecond), txid)
-			for i, p := range ps {
-				r := p.close()
-				if r.Code != 0 {
-					t.Fatalf("client %d exit\n%s", i, r)
-				}
-				if strings.Contains(r.Stderr, "snapshot needed") {
-					t.Errorf("client %d warned of a snapshot:\n%s", i, tail(r.Stderr, 2000))
-				}
-			}
-			verifyRestore(t, db, fileURL(defaultReplica(db)))
-			if n := len(snapshotFiles(t, defaultReplica(db))); n != 1 {
-				t.Errorf("%d snapshots, want 1", n)
-			}
-		})
+	_, db := newDB(t)
+	p := startC(t, db, dbURI(db), nil)
+	p.must("PRAGMA journal_mode=WAL; CREATE TABLE s(id INTEGER PRIMARY KEY, v BLOB);")
+	start := time.Now()
+	for i := 0; i < commits; i++ {
+		p.must("INSERT INTO s(v) VALUES(randomblob(3000)); PRAGMA wal_checkpoint(TRUNCATE);")
+	}
+	storm := time.Since(start)
+	t0 := time.Now()
+	txid := p.sync(30000)
+	t.Logf("%d commits with a TRUNCATE checkpoint after each in %v (%.2f ms each); sync after it took %v, TXID %d",
+		commits, storm.Round(time.Millisecond), float64(storm.Microseconds())/1000/commits, time.Since(t0).Round(time.Millisecond), txid)
+	r := p.close()
+	if r.Code != 0 {
+		t.Fatalf("client exit\n%s", r)
+	}
+	if strings.Contains(r.Stderr, "snapshot needed") {
+		t.Errorf("the client warned of a snapshot:\n%s", tail(r.Stderr, 2000))
+	}
+	verifyRestore(t, db, fileURL(defaultReplica(db)))
+	if n := len(snapshotFiles(t, defaultReplica(db))); n != 1 {
+		t.Errorf("%d snapshots, want 1", n)
 	}
 }
 
@@ -101,10 +90,10 @@ func TestExitWithoutClose(t *testing.T) {
 		inserts.WriteString("INSERT INTO e(v) VALUES(randomblob(2000));")
 	}
 	for _, tc := range []struct {
-		name   string
-		py     bool
-		exit   string
-		flushs bool // the exit hook runs
+		name    string
+		py      bool
+		exit    string
+		flushes bool // the exit hook runs
 	}{
 		{"CExit", false, ".exit", true},
 		{"PythonShutdown", true, ".exit", true},
@@ -124,7 +113,7 @@ func TestExitWithoutClose(t *testing.T) {
 				t.Fatalf("writer\n%s", r)
 			}
 			replica := fileURL(defaultReplica(db))
-			if tc.flushs {
+			if tc.flushes {
 				out := restore(t, replica)
 				if got := sqlitePlain(t, out, "SELECT count(*) FROM e;"); got != strconv.Itoa(rows) {
 					t.Fatalf("the replica right after the exit holds %s rows, want %d: the exit hook did not ship them\nwriter stderr:\n%s", got, rows, tail(r.Stderr, 2000))

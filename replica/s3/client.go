@@ -319,9 +319,9 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		UserMetadata: map[string]string{TimestampMetadataKey: now.Format(time.RFC3339Nano)},
 		PartSize:     partSize,
 	}
-	cr := &countingReader{r: ctxReader{ctx: ctx, r: r}}
+	var cr *countingReader // the reader of an upload of unknown size
 	var body io.Reader
-	var size int64
+	var size int64 // -1 while unknown; the object's size once stored
 	if s, ok := r.(sizedReaderAt); ok {
 		// A spool entry: its size is known and it can be read at any
 		// offset, so it goes up straight from the file, in parts if
@@ -330,6 +330,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		size = s.Size()
 		body = io.NewSectionReader(s, 0, size)
 	} else {
+		cr = &countingReader{r: ctxReader{ctx: ctx, r: r}}
 		buf := make([]byte, partSize+1)
 		n, err := io.ReadFull(cr, buf)
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -341,16 +342,19 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		}
 	}
 	if _, err := c.mc.PutObject(ctx, c.cfg.Bucket, key, body, size, opts); err != nil {
-		if cr.err != nil && errors.Is(err, cr.err) {
+		if cr != nil && cr.err != nil && errors.Is(err, cr.err) {
 			return nil, fmt.Errorf("s3: put %s/%s: read: %w", c.cfg.Bucket, key, err)
 		}
 		return nil, fmt.Errorf("s3: put %s/%s: %w", c.cfg.Bucket, key, classify(err))
+	}
+	if size < 0 {
+		size = cr.n
 	}
 	return &ltx.FileInfo{
 		Level:     level,
 		MinTXID:   minTXID,
 		MaxTXID:   maxTXID,
-		Size:      max(size, cr.n),
+		Size:      size,
 		CreatedAt: now,
 	}, nil
 }
