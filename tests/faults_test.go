@@ -64,17 +64,7 @@ func TestCheckpointStorm(t *testing.T) {
 	txid := p.sync(30000)
 	t.Logf("%d commits with a TRUNCATE checkpoint after each in %v (%.2f ms each); sync after it took %v, TXID %d",
 		commits, storm.Round(time.Millisecond), float64(storm.Microseconds())/1000/commits, time.Since(t0).Round(time.Millisecond), txid)
-	r := p.close()
-	if r.Code != 0 {
-		t.Fatalf("client exit\n%s", r)
-	}
-	if strings.Contains(r.Stderr, "snapshot needed") {
-		t.Errorf("the client warned of a snapshot:\n%s", tail(r.Stderr, 2000))
-	}
-	verifyRestore(t, db, fileURL(defaultReplica(db)))
-	if n := len(snapshotFiles(t, defaultReplica(db))); n != 1 {
-		t.Errorf("%d snapshots, want 1", n)
-	}
+	closeAndVerify(t, p, db, 1)
 }
 
 // TestExitWithoutClose: a process that leaves with its database open.

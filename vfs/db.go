@@ -269,6 +269,7 @@ func (db *DB) loop(ctx context.Context) {
 	retry := time.Duration(-1)
 	interval := minStepInterval
 	var lastStep time.Time
+	var warned failureLog
 	for {
 		threads.Background()
 		db.batched = 0
@@ -284,13 +285,22 @@ func (db *DB) loop(ctx context.Context) {
 		switch {
 		case err != nil:
 			db.setError(err)
-			db.logger.Warn("capture failed", "err", err)
+			warned.failed(db.logger, err)
 			retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
 		default:
+			warned.recovered(db.logger)
 			retry = -1
 		}
 		if ctx.Err() != nil || ev.Shutdown {
 			return
+		}
+		if err != nil {
+			// A failing step (a full disk, an unreadable file) is retried
+			// after the backoff, not at every commit: each try may read the
+			// whole database for a snapshot. A sync request or the exit
+			// flush tries again at once.
+			ver, ev = db.backoff(ctx, ver, retry, req)
+			continue
 		}
 		// Steps that captured something start at least interval apart:
 		// under load each covers many commits, so the capture's fixed cost
@@ -310,6 +320,72 @@ func (db *DB) loop(ctx context.Context) {
 		}
 		ver, ev = db.host.Wait(ver, retry)
 	}
+}
+
+// backoff waits d after a failed step, or less if the process exits, the
+// context ends or a sync request newer than req is made (commits do not
+// end it), and returns the event version and counters then.
+func (db *DB) backoff(ctx context.Context, ver uint64, d time.Duration, req uint32) (uint64, Events) {
+	deadline := time.Now().Add(d)
+	for {
+		rem := time.Until(deadline)
+		ev := db.host.WaitGate(max(rem, 0))
+		if rem <= 0 || ev.Shutdown || ctx.Err() != nil || db.sh.u32(offSyncReq).Load() != req {
+			return db.host.Wait(ver, 0)
+		}
+		if ev.GateWaiters > 0 {
+			// The failed step owes a snapshot: nothing in the WAL needs
+			// keeping, and a WAL reset must not wait for the backoff.
+			db.host.Ack(ev.Announced, 0, 0, 0)
+		}
+		if time.Until(deadline) > 0 {
+			// An app thread at a gate or a checkpoint ends WaitGate at
+			// once and may do so again: do not spin on it.
+			time.Sleep(min(time.Until(deadline), 10*time.Millisecond))
+		}
+	}
+}
+
+// failureLog keeps a capture that fails again and again from logging a
+// warning each time: the first failure, each new cause and, while the same
+// cause repeats, one line a minute with the count. The cause is the
+// innermost error ("no space left on device"): the page or offset named
+// around it changes from try to try.
+type failureLog struct {
+	msg      string // the cause
+	at       time.Time
+	repeated int
+}
+
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+func (f *failureLog) failed(logger *slog.Logger, err error) {
+	now := time.Now()
+	switch cause := rootCause(err).Error(); {
+	case cause != f.msg:
+		f.msg, f.at, f.repeated = cause, now, 0
+		logger.Warn("capture failed", "err", err)
+	case now.Sub(f.at) >= time.Minute:
+		logger.Warn("capture still failing", "err", err, "failures", f.repeated+1, "since", f.at)
+		f.at, f.repeated = now, 0
+	default:
+		f.repeated++
+	}
+}
+
+func (f *failureLog) recovered(logger *slog.Logger) {
+	if f.msg != "" {
+		logger.Info("capture works again", "after", f.msg)
+	}
+	*f = failureLog{}
 }
 
 // step handles whatever happened since the last step. It always

@@ -118,6 +118,51 @@ func TestCapture(t *testing.T) {
 		}
 	})
 
+	// A step that keeps failing (here the snapshot cannot open the
+	// database file; a full disk does the same) is retried after a
+	// backoff, not at every commit, and a WAL reset does not wait for the
+	// backoff; a sync request tries again at once.
+	t.Run("FailingStepBacksOff", func(t *testing.T) {
+		f := newFakeDB(t)
+		f.start()
+		f.commit(map[uint32]byte{2: 0x28}, true)
+		f.sync()
+		f.host.mu.Lock()
+		f.host.openErr, f.host.opens = errors.New("injected: no space left on device"), 0
+		f.host.mu.Unlock()
+		f.host.gateTimeout() // owes a snapshot
+		for i := 0; i < 30; i++ {
+			f.commit(map[uint32]byte{3: byte(0x40 + i)}, true)
+			time.Sleep(10 * time.Millisecond)
+		}
+		f.host.mu.Lock()
+		opens := f.host.opens
+		f.host.ev.GateWaiters = 1 // a WAL reset waits for the commits
+		f.host.ver++
+		f.host.cond.Broadcast()
+		announced := f.host.ev.Announced
+		f.host.mu.Unlock()
+		if opens > 4 {
+			t.Errorf("%d snapshot tries in 300 ms of commits, want a backoff (at most 4)", opens)
+		}
+		deadline := time.Now().Add(time.Second)
+		for f.host.Events().Acked < announced && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if ev := f.host.Events(); ev.Acked < announced {
+			t.Errorf("a gate waiter was not released during the backoff: acked %d of %d", ev.Acked, announced)
+		}
+		f.host.mu.Lock()
+		f.host.openErr, f.host.ev.GateWaiters = nil, 0
+		f.host.mu.Unlock()
+		t0 := time.Now()
+		f.sync()
+		if d := time.Since(t0); d > time.Second {
+			t.Errorf("sync after the cause went away took %v: it waited out the backoff", d)
+		}
+		f.check()
+	})
+
 	t.Run("ExclusiveMode", func(t *testing.T) {
 		f := newFakeDB(t)
 		f.start()

@@ -38,6 +38,8 @@ type fakeHost struct {
 	idxOK    bool
 	attached bool
 	acks     int
+	openErr  error // OpenDBFile fails with it
+	opens    int   // OpenDBFile calls
 }
 
 var _ Host = (*fakeHost)(nil)
@@ -75,7 +77,7 @@ func (h *fakeHost) WaitGate(timeout time.Duration) Events {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		h.mu.Lock()
-		if h.urgent != u || h.ev.Shutdown {
+		if h.urgent != u || h.ev.Shutdown || h.ev.GateWaiters > 0 {
 			h.mu.Unlock()
 			break
 		}
@@ -122,7 +124,16 @@ func (h *fakeHost) BeginSnapshot()               {}
 func (h *fakeHost) EndSnapshot()                 {}
 func (h *fakeHost) HoldReadTxn() (func(), error) { return func() {}, nil }
 func (h *fakeHost) SetAttached(b bool)           { h.mu.Lock(); h.attached = b; h.mu.Unlock() }
-func (h *fakeHost) OpenDBFile() (DBFile, error)  { return openFakeDBFile(h.dbPath) }
+func (h *fakeHost) OpenDBFile() (DBFile, error) {
+	h.mu.Lock()
+	h.opens++
+	err := h.openErr
+	h.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return openFakeDBFile(h.dbPath)
+}
 func (h *fakeHost) update(fn func(ev *Events)) {
 	h.mu.Lock()
 	fn(&h.ev)
