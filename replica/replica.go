@@ -79,6 +79,17 @@ type Client interface {
 	DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error
 }
 
+// PartialRemover is implemented by clients whose uploads can leave
+// partial objects behind when the uploading process is killed (a
+// directory's temporary files, S3 multipart uploads never completed). The
+// replicator calls RemovePartial once it owns the replica and before its
+// first upload: no upload of its own is in flight, and no other process
+// uploads to the replica of this database then. It returns how many it
+// removed.
+type PartialRemover interface {
+	RemovePartial(ctx context.Context) (int, error)
+}
+
 // SortFileInfos orders files by MinTXID, then MaxTXID, as LTXFiles returns
 // them.
 func SortFileInfos(infos []*ltx.FileInfo) {

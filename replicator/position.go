@@ -121,6 +121,7 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.removePartial(ctx)
 	r.mu.Lock()
 	local := r.pos
 	boundary := rp.TXID == r.replicated.TXID
@@ -164,4 +165,21 @@ func (r *Replicator) confirm(ctx context.Context) error {
 			fmt.Errorf("replica at TXID %d, local position TXID %d", rp.TXID, local.TXID))
 	}
 	return nil
+}
+
+// removePartial removes what uploads of a killed owner left in the replica
+// (replica.PartialRemover). It runs before this process's first upload,
+// so none of its own is in flight. A failure is only logged: partial
+// objects are never read as LTX files.
+func (r *Replicator) removePartial(ctx context.Context) {
+	pr, ok := r.client.(replica.PartialRemover)
+	if !ok {
+		return
+	}
+	n, err := pr.RemovePartial(ctx)
+	if err != nil && ctx.Err() == nil {
+		r.logger.Warn("could not remove partial uploads from the replica", "removed", n, "err", err)
+	} else if n > 0 {
+		r.logger.Info("removed partial uploads a killed process left in the replica", "removed", n)
+	}
 }

@@ -146,6 +146,7 @@ func (r *Replicator) Open(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			repPos, confirmed = p, true
+			r.removePartial(ctx) // as confirm does: no upload has started
 		} else {
 			repPos = ltx.Pos{}
 			r.logger.Info("replica position unknown at open; spooling, the uploader asks again", "err", err)

@@ -196,3 +196,115 @@ func requireChain(t *testing.T, replica string) {
 		t.Fatalf("ltxrestore verify %s\n%s", replica, r)
 	}
 }
+
+// dirBytes returns the bytes of the files in dir whose names end in
+// suffix ("" for all) and how many there are.
+func dirBytes(dir, suffix string) (int64, int) {
+	ents, _ := os.ReadDir(dir)
+	var size int64
+	n := 0
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && strings.HasSuffix(e.Name(), suffix) {
+			size += fi.Size()
+			n++
+		}
+	}
+	return size, n
+}
+
+// killWhen polls cond every half millisecond for up to timeout and kills
+// p with SIGKILL as soon as it holds; it reports whether it did.
+func killWhen(p *cproc, timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			p.kill()
+			return true
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	return false
+}
+
+// TestKillDuringCapture (issue 10): the owner killed with SIGKILL at three
+// points of shipping 40 MB: while it writes a snapshot into the spool,
+// while it uploads the snapshot, and while it uploads a large transaction.
+// Each kill is made to land in its phase (the spool growing, a temporary
+// file in the replica) and checked to have: the process that opens the
+// database next, and only reads, ships it; the replica then equals the
+// source with its TXID chain whole, one snapshot in all, and no temporary
+// file of the killed upload left (they were never removed).
+func TestKillDuringCapture(t *testing.T) {
+	const rows = 10000 // of 4000 random bytes: 40 MB
+	insert := fmt.Sprintf("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < %d) "+
+		"INSERT INTO big(b) SELECT randomblob(4000) FROM n;", rows)
+	for _, tc := range []struct {
+		name string
+		// snapshot: the database is written without the extension, so the
+		// first extension process snapshots it; otherwise it writes the
+		// large transaction itself.
+		snapshot bool
+		phase    func(db string) bool
+	}{
+		{"SpoolingSnapshot", true, func(db string) bool {
+			spooled, _ := dirBytes(filepath.Join(db+"-litestream", "spool"), ".seg")
+			_, uploading := dirBytes(filepath.Join(defaultReplica(db), "ltx", "9"), "")
+			return spooled > 4<<20 && uploading == 0
+		}},
+		{"UploadingSnapshot", true, func(db string) bool {
+			_, n := dirBytes(filepath.Join(defaultReplica(db), "ltx", "9"), ".tmp")
+			return n > 0
+		}},
+		{"UploadingTransaction", false, func(db string) bool {
+			_, n := dirBytes(filepath.Join(defaultReplica(db), "ltx", "0"), ".tmp")
+			return n > 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The phase lasts tens of milliseconds; a kill that comes too
+			// late (the phase over) is tried again on a fresh database.
+			for attempt := 1; ; attempt++ {
+				dir, db := newDB(t)
+				sqlitePlain(t, db, "PRAGMA journal_mode=WAL; CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB);")
+				if tc.snapshot {
+					sqlitePlain(t, db, insert)
+				}
+				p := startC(t, db, dbURI(db), nil)
+				p.fileWarningsExpected = true
+				if !tc.snapshot {
+					p.must("SELECT count(*) FROM big;") // the first snapshot, of an empty table
+					p.sync(30000)
+					p.must(insert)
+				}
+				if !killWhen(p, 30*time.Second, func() bool { return tc.phase(db) }) {
+					t.Fatalf("the owner never reached the phase\nstderr:\n%s", tail(p.stderr.String(), 3000))
+				}
+				if !tc.phase(db) {
+					if attempt == 5 {
+						t.Fatalf("5 kills came after the phase ended")
+					}
+					continue
+				}
+				_, tmps := dirBytes(filepath.Join(defaultReplica(db), "ltx", "9"), ".tmp")
+				_, tmps0 := dirBytes(filepath.Join(defaultReplica(db), "ltx", "0"), ".tmp")
+				t.Logf("killed in the phase at attempt %d; temporary files left: %d", attempt, tmps+tmps0)
+				rd := runC(t, dir, dbURI(db), []string{"SELECT count(*) FROM big;", syncLine(60000)}, []string{"LITESTREAM_LOG_LEVEL=" + os.Getenv("KILL_LOG")})
+				if rd.Code != 0 || !strings.Contains(rd.Stdout, strconv.Itoa(rows)+"\n") || strings.Contains(rd.Stdout, "ERR") {
+					t.Fatalf("the next opener\n%s", rd)
+				}
+				verifyRestore(t, db, fileURL(defaultReplica(db)))
+				requireChain(t, defaultReplica(db))
+				if n := snapshotFiles(t, defaultReplica(db)); len(n) != 1 {
+					t.Errorf("snapshots %q, want 1\nnext opener's stderr:\n%s", n, tail(rd.Stderr, 3000))
+				}
+				for _, level := range []string{"0", "9"} {
+					if _, n := dirBytes(filepath.Join(defaultReplica(db), "ltx", level), ".tmp"); n > 0 {
+						t.Errorf("%d temporary files of the killed upload left in ltx/%s", n, level)
+					}
+				}
+				return
+			}
+		})
+	}
+}

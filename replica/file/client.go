@@ -21,7 +21,10 @@ import (
 // tmpSuffix ends the name of every file being written; LTXFiles skips them.
 const tmpSuffix = ".tmp"
 
-var _ replica.Client = (*Client)(nil)
+var (
+	_ replica.Client         = (*Client)(nil)
+	_ replica.PartialRemover = (*Client)(nil)
+)
 
 // Client stores LTX files under a local directory. Safe for concurrent use.
 type Client struct {
@@ -322,4 +325,37 @@ func syncDir(dir string) error {
 		return fmt.Errorf("file: %w", err)
 	}
 	return nil
+}
+
+// RemovePartial removes the temporary files of uploads that never
+// finished (their process was killed between create and rename) from
+// every level directory. Only regular files with the temporary suffix are
+// removed.
+func (c *Client) RemovePartial(ctx context.Context) (int, error) {
+	n := 0
+	var errs []error
+	for level := 0; level <= replica.MaxLevel; level++ {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		dir, _ := c.levelDir(level)
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("file: read dir %s: %w", dir, err))
+			continue
+		}
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), tmpSuffix) || !e.Type().IsRegular() {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+				n++
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("file: remove %s: %w", filepath.Join(dir, e.Name()), err))
+			}
+		}
+	}
+	return n, errors.Join(errs...)
 }

@@ -186,3 +186,50 @@ func TestClientWriteUnwritableDir(t *testing.T) {
 		t.Fatal("WriteLTXFile into read-only dir succeeded")
 	}
 }
+
+// TestClientRemovePartial: the temporary files of uploads whose process was
+// killed are removed from every level; LTX files, other names and a
+// directory with the temporary suffix are left alone.
+func TestClientRemovePartial(t *testing.T) {
+	dir := t.TempDir()
+	c := file.NewClient(dir)
+	ctx := context.Background()
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader([]byte("one"))); err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ltx/0/0000000000000002-0000000000000002.ltx.123.tmp")
+	write("ltx/9/0000000000000001-0000000000000002.ltx.456.tmp")
+	write("ltx/0/notes.txt")
+	if err := os.Mkdir(filepath.Join(dir, "ltx/0/kept.tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.RemovePartial(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("RemovePartial = %d, %v; want 2, nil", n, err)
+	}
+	var left []string
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			left = append(left, rel)
+		}
+		return nil
+	})
+	want := "ltx ltx/0 ltx/0/0000000000000001-0000000000000001.ltx ltx/0/kept.tmp ltx/0/notes.txt ltx/9"
+	if got := strings.Join(left, " "); got != want {
+		t.Fatalf("left %q, want %q", got, want)
+	}
+	if n, err := file.NewClient(filepath.Join(dir, "missing")).RemovePartial(ctx); err != nil || n != 0 {
+		t.Fatalf("RemovePartial of a missing directory = %d, %v", n, err)
+	}
+}
