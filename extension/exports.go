@@ -109,6 +109,7 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C
 		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
 		SpoolMaxBytes:    cfg.SpoolMaxBytes,
 		NoChecksum:       !cfg.Checksums,
+		Compaction:       cfg.Compaction,
 	})
 	if err != nil {
 		return fail(err.Error())

@@ -12,6 +12,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 )
 
 // Where the replica stands. Capture and spool never need the store: Open
@@ -26,29 +27,31 @@ import (
 // store that does not answer in time is asked again by the uploader.
 const openWait = 500 * time.Millisecond
 
-// replicaPos returns the position of the newest file in the replica.
-func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {
+// replicaPos returns the position of the newest file in the replica, at
+// any level (compaction may have expired the level-0 file that reached
+// it), and the listing it found.
+func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, compact.Levels, error) {
+	lv, err := listLevels(ctx, r.client)
+	if err != nil {
+		return ltx.Pos{}, lv, err
+	}
 	var best *ltx.FileInfo
-	for _, level := range []int{0, replica.SnapshotLevel} {
-		infos, err := r.client.LTXFiles(ctx, level)
-		if err != nil {
-			return ltx.Pos{}, fmt.Errorf("list replica level %d: %w", level, err)
-		}
+	for _, infos := range lv {
 		if n := len(infos); n > 0 && (best == nil || infos[n-1].MaxTXID > best.MaxTXID) {
 			best = infos[n-1]
 		}
 	}
 	if best == nil {
-		return ltx.Pos{}, nil
+		return ltx.Pos{}, lv, nil
 	}
 	rc, err := r.client.OpenLTXFile(ctx, best.Level, best.MinTXID, best.MaxTXID)
 	if err != nil {
-		return ltx.Pos{}, fmt.Errorf("open replica file: %w", err)
+		return ltx.Pos{}, lv, fmt.Errorf("open replica file: %w", err)
 	}
 	defer rc.Close()
 	post, err := trailerOf(rc)
 	if err != nil {
-		return ltx.Pos{}, fmt.Errorf("read replica file %s: %w", ltx.FormatFilename(best.MinTXID, best.MaxTXID), err)
+		return ltx.Pos{}, lv, fmt.Errorf("read replica file %s: %w", ltx.FormatFilename(best.MinTXID, best.MaxTXID), err)
 	}
 	if post == 0 {
 		// A file without checksums: the position file left by the last
@@ -58,7 +61,7 @@ func (r *Replicator) replicaPos(ctx context.Context) (ltx.Pos, error) {
 			post = saved.PostApplyChecksum
 		}
 	}
-	return ltx.Pos{TXID: best.MaxTXID, PostApplyChecksum: post}, nil
+	return ltx.Pos{TXID: best.MaxTXID, PostApplyChecksum: post}, lv, nil
 }
 
 // positionPath is where the last replicated position is kept.
@@ -117,10 +120,11 @@ func (r *Replicator) closePosition() {
 //     replica emptied or replaced): the spool cannot continue it. It is
 //     dropped, TXIDs go on past both positions, and a snapshot is owed.
 func (r *Replicator) confirm(ctx context.Context) error {
-	rp, err := r.replicaPos(ctx)
+	rp, lv, err := r.replicaPos(ctx)
 	if err != nil {
 		return err
 	}
+	r.cat.set(lv)
 	r.removePartial(ctx)
 	r.mu.Lock()
 	local := r.pos

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litestream-vfs/litestream_vfs/internal/safe"
 	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 	"github.com/superfly/ltx"
 )
 
@@ -47,6 +48,11 @@ type Options struct {
 	// it, every file not yet in the replica is dropped and a snapshot is
 	// owed instead: the spool then holds that snapshot and what follows it.
 	SpoolMaxBytes int64
+	// Compaction schedules the merging of the replica's files into levels
+	// and the deletion of level-0 files they cover (no intervals: off).
+	Compaction compact.Config
+	// Clock is the replicator's time (nil: the real clock).
+	Clock Clock
 }
 
 // DefaultSpoolMaxBytes is the default spool bound: 512 MiB.
@@ -81,6 +87,14 @@ type Replicator struct {
 	epoch      int  // bumped when confirm finds the replica moved: older entries are stale
 	uploads    int64
 
+	cat              catalog // the replica's files, as the owner knows them
+	clock            Clock
+	compactWake      chan struct{} // compactor: a file reached the replica
+	compactions      int64
+	lastCompactionAt time.Time
+	compactErr       error // the last compaction failed (cleared by one that works)
+	manualCompaction bool  // tests: no compactor goroutine, they call compactStep
+
 	posMu   sync.Mutex
 	posFile *os.File // the position file, kept open (savePosition)
 
@@ -112,6 +126,9 @@ func New(client replica.Client, opts Options) *Replicator {
 	if opts.SpoolMaxBytes <= 0 {
 		opts.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
 	return &Replicator{
 		client:     client,
 		spool:      spool{dir: opts.SpoolDir},
@@ -123,6 +140,9 @@ func New(client replica.Client, opts Options) *Replicator {
 		urge:       make(chan struct{}, 1),
 		uploadUrge: make(chan struct{}, 1),
 		onBroken:   opts.OnBroken,
+		clock:      opts.Clock,
+
+		compactWake: make(chan struct{}, 1),
 	}
 }
 
@@ -139,10 +159,11 @@ func (r *Replicator) Open(ctx context.Context) error {
 		// No position file (a first start): ask the store, briefly. If it
 		// does not answer, the uploader confirms later.
 		actx, cancel := context.WithTimeout(ctx, openWait)
-		p, err := r.replicaPos(actx)
+		p, lv, err := r.replicaPos(actx)
 		cancel()
 		if err == nil {
 			repPos, confirmed = p, true
+			r.cat.set(lv)
 			r.removePartial(ctx) // as confirm does: no upload has started
 		} else {
 			repPos = ltx.Pos{}
@@ -181,6 +202,15 @@ func (r *Replicator) Start(ctx context.Context) {
 			r.setError(err)
 		}
 	}()
+	if len(r.opts.Compaction.Intervals) > 0 && !r.manualCompaction {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := safe.Run(r.logger, "compactor", func() { r.compactLoop(ctx) }); err != nil {
+				r.setCompactError(err)
+			}
+		}()
+	}
 	go func() {
 		defer r.wg.Done()
 		if err := safe.Run(r.logger, "uploader", func() { r.uploadLoop(ctx) }); err != nil {
@@ -314,6 +344,15 @@ type Status struct {
 	ErrorActive    bool // the last upload attempt failed
 	Confirmed      bool // the store confirmed ReplicatedTXID since Open (before that it is 0: unknown)
 	NeedsSnapshot  bool // the spool overflowed and no snapshot has reached the replica since
+
+	// The replica as the owner's bookkeeping knows it (zero until the
+	// store confirmed its position).
+	ReplicaFiles     int
+	ReplicaBytes     int64
+	LastSnapshotAt   time.Time // the newest snapshot's creation
+	Compactions      int64     // files written by compaction since Open
+	LastCompactionAt time.Time
+	CompactionError  string // the last compaction failed
 }
 
 // Status returns the current status.
@@ -339,5 +378,10 @@ func (r *Replicator) Status() Status {
 	}
 	st.ErrorActive = r.errActive
 	st.NeedsSnapshot = r.overflowed
+	st.Compactions, st.LastCompactionAt = r.compactions, r.lastCompactionAt
+	if r.compactErr != nil {
+		st.CompactionError = r.compactErr.Error()
+	}
+	st.ReplicaFiles, st.ReplicaBytes, st.LastSnapshotAt = r.cat.totals()
 	return st
 }

@@ -201,9 +201,13 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		defer pr.Close()
 		src = pr
 	}
-	if _, err := r.client.WriteLTXFile(ctx, first.Level, first.MinTXID, last.MaxTXID, src); err != nil {
+	info, err := r.client.WriteLTXFile(ctx, first.Level, first.MinTXID, last.MaxTXID, src)
+	if err != nil {
 		return fmt.Errorf("write %s to replica: %w", batchName(batch), err)
 	}
+	info.Level, info.CreatedAt = first.Level, r.clock.Now()
+	r.cat.add(info)
+	poke(r.compactWake)
 	for _, e := range batch {
 		r.spool.release(e)
 	}

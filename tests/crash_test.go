@@ -33,6 +33,9 @@ func TestCrashLoop(t *testing.T) {
 	dir, db := newDB(t)
 	replica := defaultReplica(db)
 	writer := filepath.Join(filepath.Dir(pyClientPath), "crashwriter.py")
+	// Short compaction intervals: the kills also land in compactions and
+	// in deletions of expired level-0 files.
+	uri := dbURI(db, "compaction=1s,3s", "l0-retention=1s")
 	var acked, killedAfterOpen, plainRounds, checked int64
 	start := time.Now()
 	for i := 0; i < loops; i++ {
@@ -49,7 +52,7 @@ func TestCrashLoop(t *testing.T) {
 		if rnd.IntN(4) == 0 {
 			delay = time.Duration(rnd.IntN(30)) * time.Millisecond // in open, reconcile or a snapshot
 		}
-		ack, opened, out := killWriterAfter(t, dir, writer, dbURI(db), rnd.Uint64()>>1, delay)
+		ack, opened, out := killWriterAfter(t, dir, writer, uri, rnd.Uint64()>>1, delay)
 		if opened {
 			killedAfterOpen++
 		}
@@ -57,12 +60,22 @@ func TestCrashLoop(t *testing.T) {
 		checked += checkCommittedPrefix(t, i, db, replica, acked, out)
 	}
 	// A clean process syncs and exits: the restore equals the source.
-	r := runCmd(t, dir, nil, strings.NewReader("SELECT litestream_sync(30000);\n"), python3Bin, pyClientPath, extPath, dbURI(db))
+	r := runCmd(t, dir, nil, strings.NewReader("SELECT litestream_sync(30000);\n"), python3Bin, pyClientPath, extPath, uri)
 	if r.Code != 0 || strings.Contains(r.Stdout, "ERR") {
 		t.Fatalf("final sync\n%s", r)
 	}
 	verifyRestore(t, db, fileURL(replica))
 	requireChain(t, replica)
+	// The next owner finishes what the killed ones left: every level-0
+	// file compacted into level 1 and expired.
+	p := startC(t, db, uri, nil)
+	if _, ok := p.pollStatus(15*time.Second, func(status) bool { return replicaLTXFiles(t, replica)["0"] == 0 }); !ok {
+		t.Errorf("level-0 files left 15 s after the last kill: %v", replicaLTXFiles(t, replica))
+	}
+	if r := p.close(); r.Code != 0 {
+		t.Fatalf("last owner\n%s", r)
+	}
+	verifyRestore(t, db, fileURL(replica))
 	t.Logf("CRASH-LOOP rounds=%d killed_after_open=%d plain_writer_rounds=%d max_acked_seq=%d rows_checked=%d elapsed=%s seed=%d",
 		loops, killedAfterOpen, plainRounds, acked, checked, time.Since(start).Round(time.Second), seed)
 }

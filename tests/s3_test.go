@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/litestream-vfs/litestream_vfs/replica/s3/s3test"
 )
 
@@ -61,6 +63,44 @@ func TestS3(t *testing.T) {
 			restoreS3(t, db, bucket)
 		})
 	}
+
+	// Compaction on S3: levels under <prefix>/<level %04x>/, level-0
+	// objects deleted (RemoveObjects) once level 1 covers them, the
+	// restore equal to the source.
+	t.Run("Compaction", func(t *testing.T) {
+		_, db := newDB(t)
+		bucket := srv.NewBucket(t)
+		p := startC(t, db, s3URI(db, bucket)+"&compaction=1s,3s&l0-retention=1s&max-puts-per-second=0", creds)
+		p.must("PRAGMA journal_mode=WAL; CREATE TABLE c(id INTEGER PRIMARY KEY, v BLOB);")
+		for i := 0; i < 40; i++ {
+			p.must("INSERT INTO c(v) VALUES(randomblob(3000));")
+			p.sync(10000)
+			time.Sleep(100 * time.Millisecond)
+		}
+		mc := srv.MinioClient(t)
+		count := func(level string) int {
+			n := 0
+			for o := range mc.ListObjects(t.Context(), bucket, minio.ListObjectsOptions{Prefix: "db/" + level + "/"}) {
+				if o.Err != nil {
+					t.Fatal(o.Err)
+				}
+				n++
+			}
+			return n
+		}
+		// Settled: no level-0 object left, level 2 written, and the
+		// owner's bookkeeping agrees with the bucket.
+		st, ok := p.pollStatus(20*time.Second, func(st status) bool {
+			return count("0000") == 0 && count("0002") > 0 && st.Int("replica_files") == int64(count("0001")+count("0002")+count("0009"))
+		})
+		if !ok {
+			t.Fatalf("S3 compaction did not settle: objects at levels 0, 1, 2, 9: %d %d %d %d; status %s", count("0000"), count("0001"), count("0002"), count("0009"), st)
+		}
+		if r := p.close(); r.Code != 0 {
+			t.Fatalf("client exit\n%s", r)
+		}
+		restoreS3(t, db, bucket)
+	})
 
 	t.Run("NestedURL", func(t *testing.T) {
 		_, db := newDB(t)

@@ -319,7 +319,13 @@ func statusFrom(tb testing.TB, lines []string, i int) status {
 // snapshotFiles lists the snapshot files of a directory replica.
 func snapshotFiles(tb testing.TB, dir string) []string {
 	tb.Helper()
-	ents, err := os.ReadDir(filepath.Join(dir, "ltx", "9"))
+	return levelFiles(tb, dir, "9")
+}
+
+// levelFiles lists the names in dir/ltx/<level>.
+func levelFiles(tb testing.TB, dir, level string) []string {
+	tb.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "ltx", level))
 	if err != nil && !os.IsNotExist(err) {
 		tb.Fatal(err)
 	}

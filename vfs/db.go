@@ -18,6 +18,7 @@ import (
 	"github.com/litestream-vfs/litestream_vfs/internal/threads"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replicator"
+	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 )
 
 // States reported by Status.
@@ -82,6 +83,9 @@ type Config struct {
 	// NoChecksum writes Litestream-compatible LTX files without checksums;
 	// see replicator.Options.
 	NoChecksum bool
+	// Compaction schedules compaction levels and level-0 retention; see
+	// replicator.Options.
+	Compaction compact.Config
 }
 
 // DB replicates one database. Safe for concurrent use.
@@ -166,6 +170,7 @@ func Open(cfg Config) (*DB, error) {
 		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
 		SpoolMaxBytes:    cfg.SpoolMaxBytes,
 		NoChecksum:       cfg.NoChecksum,
+		Compaction:       cfg.Compaction,
 	})
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		// Another process replicates: this one's commits reach the

@@ -26,6 +26,14 @@ type Status struct {
 	GateWaits      uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
 	GateWaitMS     float64 `json:"gate_wait_ms"` // total time writers waited there
 	OwnerPID       int     `json:"owner_pid"`    // the process that replicates (0: none yet)
+
+	// The replica as the owner's bookkeeping knows it (no LIST per call);
+	// reported by the process that replicates only.
+	ReplicaFiles     *int   `json:"replica_files,omitempty"`
+	ReplicaBytes     *int64 `json:"replica_bytes,omitempty"`
+	LastSnapshotAt   string `json:"last_snapshot_at,omitempty"`
+	LastCompactionAt string `json:"last_compaction_at,omitempty"`
+	CompactionError  string `json:"compaction_error,omitempty"`
 }
 
 // Status returns the replication status. In the process that replicates
@@ -55,6 +63,11 @@ func (db *DB) ownerStatus(st Status, ev Events) Status {
 	st.LocalTXID, st.ReplicatedTXID = uint64(rs.LocalTXID), uint64(rs.ReplicatedTXID)
 	st.PendingTxns, st.PendingBytes = rs.PendingTXNs, rs.PendingBytes
 	st.Uploads = rs.Uploads
+	if rs.Confirmed {
+		st.ReplicaFiles, st.ReplicaBytes = &rs.ReplicaFiles, &rs.ReplicaBytes
+		st.LastSnapshotAt = formatTime(rs.LastSnapshotAt)
+	}
+	st.LastCompactionAt, st.CompactionError = formatTime(rs.LastCompactionAt), rs.CompactionError
 	errAt := lastErrAt
 	if rs.LastError != "" && rs.LastErrorAt.After(errAt) {
 		st.LastError, errAt = rs.LastError, rs.LastErrorAt
@@ -161,4 +174,12 @@ func (db *DB) syncErr(err error) error {
 		return fmt.Errorf("timed out: %s", msg)
 	}
 	return fmt.Errorf("%w: %s", err, msg)
+}
+
+// formatTime is t as status reports times ("" for the zero time).
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }

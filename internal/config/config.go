@@ -15,6 +15,7 @@ import (
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
+	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 )
 
 // Settings is the resolved configuration of one database.
@@ -30,6 +31,9 @@ type Settings struct {
 	// Checksums: false writes LTX files without checksums, which
 	// Litestream 0.5's restore requires.
 	Checksums bool
+	// Compaction is the level schedule and level-0 retention (no
+	// intervals: compaction=off).
+	Compaction compact.Config
 }
 
 // Getenv looks up an environment variable (os.LookupEnv).
@@ -52,6 +56,7 @@ var sqliteURIParams = map[string]bool{
 // ownParams are the extension's URI parameters (besides the s3 options).
 var ownParams = map[string]bool{
 	"replica": true, "max-puts-per-second": true, "spool-max-bytes": true, "checksums": true,
+	"compaction": true, "l0-retention": true,
 }
 
 // Resolve validates the URI parameters of the database at path and
@@ -82,7 +87,50 @@ func Resolve(path string, params map[string]string, getenv Getenv) (Settings, er
 	if st.Checksums, err = checksums(params, getenv); err != nil {
 		return Settings{}, err
 	}
+	if st.Compaction, err = compaction(params, getenv); err != nil {
+		return Settings{}, err
+	}
 	return st, nil
+}
+
+// compaction: compaction (the intervals of levels 1, 2, …, or off) and
+// l0-retention, each else its environment variable, else Litestream's
+// defaults (30s,5m,1h and 5m).
+func compaction(params map[string]string, getenv Getenv) (compact.Config, error) {
+	cfg := compact.Config{Intervals: slices.Clone(compact.DefaultIntervals), L0Retention: compact.DefaultL0Retention}
+	raw, source := setting(params, getenv, "compaction", "LITESTREAM_COMPACTION")
+	switch raw {
+	case "":
+	case "off":
+		cfg.Intervals = nil
+	default:
+		parts := strings.Split(raw, ",")
+		if len(parts) > compact.MaxLevels {
+			return cfg, fmt.Errorf("%s: %q has %d levels, at most %d: %w", source, raw, len(parts), compact.MaxLevels, ErrInvalid)
+		}
+		cfg.Intervals = cfg.Intervals[:0]
+		for i, p := range parts {
+			d, err := time.ParseDuration(strings.TrimSpace(p))
+			switch {
+			case err != nil || d <= 0:
+				return cfg, fmt.Errorf("%s: %q: level %d's interval %q is not a positive duration (30s, 5m, 1h) or the whole value off: %w", source, raw, i+1, p, ErrInvalid)
+			case d < time.Second || d%time.Second != 0:
+				return cfg, fmt.Errorf("%s: %q: level %d's interval %s is not a whole number of seconds: %w", source, raw, i+1, d, ErrInvalid)
+			case i > 0 && d <= cfg.Intervals[i-1]:
+				return cfg, fmt.Errorf("%s: %q: level %d's interval %s is not longer than level %d's: %w", source, raw, i+1, d, i, ErrInvalid)
+			}
+			cfg.Intervals = append(cfg.Intervals, d)
+		}
+	}
+	raw, source = setting(params, getenv, "l0-retention", "LITESTREAM_L0_RETENTION")
+	if raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 0 {
+			return cfg, fmt.Errorf("%s: %q is not a duration (0s, 30s, 5m): %w", source, raw, ErrInvalid)
+		}
+		cfg.L0Retention = d
+	}
+	return cfg, nil
 }
 
 // setting returns the URI parameter param, else the environment variable

@@ -2,11 +2,13 @@ package config
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 )
 
 func env(kv ...string) Getenv {
@@ -66,6 +68,25 @@ func TestResolve(t *testing.T) {
 		{name: "SpoolBadEnv", env: env("LITESTREAM_SPOOL_MAX_BYTES", "-5"), wantErr: `LITESTREAM_SPOOL_MAX_BYTES: "-5"`},
 		{name: "ChecksumsMaybe", params: map[string]string{"checksums": "maybe"}, env: env(), wantErr: `URI parameter checksums: "maybe" is not true or false`},
 		{name: "ChecksumsBadEnv", env: env("LITESTREAM_CHECKSUMS", "yes"), wantErr: `LITESTREAM_CHECKSUMS: "yes"`},
+
+		{name: "CompactionParamOverEnv", params: map[string]string{"compaction": "1s, 4s,16s", "l0-retention": "2s"}, env: env("LITESTREAM_COMPACTION", "1h", "LITESTREAM_L0_RETENTION", "1h"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
+				Compaction: compact.Config{Intervals: []time.Duration{time.Second, 4 * time.Second, 16 * time.Second}, L0Retention: 2 * time.Second}}},
+		{name: "CompactionEnv", env: env("LITESTREAM_COMPACTION", "10s,1m", "LITESTREAM_L0_RETENTION", "0s"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
+				Compaction: compact.Config{Intervals: []time.Duration{10 * time.Second, time.Minute}}}},
+		{name: "CompactionOff", params: map[string]string{"compaction": "off"}, env: env(),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
+				Compaction: compact.Config{L0Retention: compact.DefaultL0Retention}}},
+		{name: "CompactionNotDuration", params: map[string]string{"compaction": "30s,abc"}, env: env(), wantErr: `URI parameter compaction: "30s,abc": level 2's interval "abc" is not a positive duration`},
+		{name: "CompactionEmptyLevel", params: map[string]string{"compaction": "30s,,1h"}, env: env(), wantErr: `level 2's interval "" is not a positive duration`},
+		{name: "CompactionNotIncreasing", params: map[string]string{"compaction": "5m,30s"}, env: env(), wantErr: `level 2's interval 30s is not longer than level 1's`},
+		{name: "CompactionSubSecond", params: map[string]string{"compaction": "500ms"}, env: env(), wantErr: `level 1's interval 500ms is not a whole number of seconds`},
+		{name: "CompactionNegative", params: map[string]string{"compaction": "-30s"}, env: env(), wantErr: `"-30s" is not a positive duration`},
+		{name: "CompactionTooManyLevels", params: map[string]string{"compaction": "1s,2s,3s,4s,5s,6s,7s,8s,9s"}, env: env(), wantErr: `has 9 levels, at most 8`},
+		{name: "CompactionBadEnv", env: env("LITESTREAM_COMPACTION", "soon"), wantErr: `LITESTREAM_COMPACTION: "soon"`},
+		{name: "L0RetentionBad", params: map[string]string{"l0-retention": "5 minutes"}, env: env(), wantErr: `URI parameter l0-retention: "5 minutes" is not a duration`},
+		{name: "L0RetentionNegative", env: env("LITESTREAM_L0_RETENTION", "-1s"), wantErr: `LITESTREAM_L0_RETENTION: "-1s"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +110,10 @@ func TestResolve(t *testing.T) {
 				t.Errorf("client %q, want %q", got.Client.String(), tt.client)
 			}
 			got.Client = nil
-			if got != tt.want {
+			if tt.want.Compaction.Intervals == nil && tt.want.Compaction.L0Retention == 0 {
+				tt.want.Compaction = compact.Config{Intervals: compact.DefaultIntervals, L0Retention: compact.DefaultL0Retention}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Resolve = %+v, want %+v", got, tt.want)
 			}
 		})

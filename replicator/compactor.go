@@ -1,0 +1,257 @@
+package replicator
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/internal/threads"
+	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
+)
+
+// Compaction of the replica's files into levels (package compact plans
+// it; this file carries the plans out). Only the owner compacts, from its
+// own goroutine: uploads of new commits never wait for it, and it waits
+// for nothing while no compaction or expiry is pending (no timer at all
+// on an idle replica).
+
+// Clock is the replicator's time. Tests drive days of compaction with a
+// fake one.
+type Clock interface {
+	Now() time.Time
+	// After is time.After on this clock.
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// catalog is the owner's view of the replica's files by level: loaded from
+// the listing made when the uploader confirms the replica's position, then
+// kept up to date with every upload, compaction and deletion, so the
+// planner and status need no LIST.
+type catalog struct {
+	mu     sync.Mutex
+	loaded bool
+	lv     compact.Levels
+}
+
+// set replaces the view with a listing.
+func (c *catalog) set(lv compact.Levels) {
+	c.mu.Lock()
+	c.lv, c.loaded = lv, true
+	c.mu.Unlock()
+}
+
+// add records a file written to the replica.
+func (c *catalog) add(info *ltx.FileInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.loaded {
+		return // the listing at confirm will have it
+	}
+	files := slices.DeleteFunc(c.lv[info.Level], func(f *ltx.FileInfo) bool {
+		return f.MinTXID == info.MinTXID && f.MaxTXID == info.MaxTXID // rewritten
+	})
+	files = append(files, info)
+	replica.SortFileInfos(files)
+	c.lv[info.Level] = files
+}
+
+// remove drops deleted files.
+func (c *catalog) remove(infos []*ltx.FileInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, info := range infos {
+		c.lv[info.Level] = slices.DeleteFunc(c.lv[info.Level], func(f *ltx.FileInfo) bool {
+			return f.MinTXID == info.MinTXID && f.MaxTXID == info.MaxTXID
+		})
+	}
+}
+
+// levels returns a copy of the view, and whether it is loaded.
+func (c *catalog) levels() (compact.Levels, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var lv compact.Levels
+	for i := range c.lv {
+		lv[i] = slices.Clone(c.lv[i])
+	}
+	return lv, c.loaded
+}
+
+// totals returns the files and bytes the replica holds and when its
+// newest snapshot was made.
+func (c *catalog) totals() (files int, bytes int64, lastSnapshot time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, level := range c.lv {
+		files += len(level)
+		for _, f := range level {
+			bytes += f.Size
+		}
+	}
+	for _, f := range c.lv[replica.SnapshotLevel] {
+		if f.CreatedAt.After(lastSnapshot) {
+			lastSnapshot = f.CreatedAt
+		}
+	}
+	return files, bytes, lastSnapshot
+}
+
+// listLevels lists every level of the replica.
+func listLevels(ctx context.Context, client replica.Client) (compact.Levels, error) {
+	var lv compact.Levels
+	for level := range lv {
+		infos, err := client.LTXFiles(ctx, level)
+		if err != nil {
+			return lv, fmt.Errorf("list replica level %d: %w", level, err)
+		}
+		for _, info := range infos {
+			info.Level = level
+		}
+		lv[level] = infos
+	}
+	return lv, nil
+}
+
+// compactLoop runs the compactions and level-0 expiries the plan makes due,
+// then sleeps until the next is due or a new file reaches the replica.
+func (r *Replicator) compactLoop(ctx context.Context) {
+	backoff := r.opts.RetryMin
+	for {
+		var timer <-chan time.Time
+		threads.Background()
+		worked, due, err := r.compactStep(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.logger.Warn("compaction failed; the files stay as they are", "retry_in", backoff, "err", err)
+			r.setCompactError(err)
+			timer = r.clock.After(backoff)
+			backoff = min(2*backoff, r.opts.RetryMax)
+		case worked:
+			backoff = r.opts.RetryMin
+			continue // more may be due
+		case !due.IsZero():
+			timer = r.clock.After(due.Sub(r.clock.Now()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.compactWake:
+		case <-timer:
+		}
+	}
+}
+
+// compactStep runs one compaction or one expiry of level-0 files, if one
+// is due now, and reports whether it did; otherwise it returns when the
+// next falls due (zero: nothing is pending, or the replica's files are not
+// known yet).
+func (r *Replicator) compactStep(ctx context.Context) (worked bool, due time.Time, err error) {
+	lv, loaded := r.cat.levels()
+	if !loaded {
+		return false, time.Time{}, nil
+	}
+	cfg, now := r.opts.Compaction, r.clock.Now()
+	job, ok, due := compact.Next(cfg, &lv, now)
+	if ok {
+		return true, time.Time{}, r.compactJob(ctx, job)
+	}
+	expired, next := compact.L0Expired(cfg, &lv, now)
+	if len(expired) > 0 {
+		return true, time.Time{}, r.expire(ctx, expired)
+	}
+	return false, earliest(due, next), nil
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// compactJob merges the job's inputs into one file at its level. The
+// inputs stay: level-0 files expire later (L0Expired), higher levels are
+// kept for point-in-time restore.
+func (r *Replicator) compactJob(ctx context.Context, job compact.Job) error {
+	name := replica.LTXFilePath(job.Level, job.MinTXID(), job.MaxTXID())
+	rdrs := make([]io.Reader, 0, len(job.Inputs))
+	defer func() {
+		for _, rd := range rdrs {
+			_ = rd.(io.Closer).Close()
+		}
+	}()
+	for _, f := range job.Inputs {
+		rc, err := r.client.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID)
+		if err != nil {
+			return fmt.Errorf("compact %s: open %s: %w", name, replica.LTXFilePath(f.Level, f.MinTXID, f.MaxTXID), err)
+		}
+		rdrs = append(rdrs, readCloser{bufio.NewReaderSize(rc, 64<<10), rc})
+	}
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	bw := bufio.NewWriterSize(pw, mergeBufSize)
+	cmp, err := ltx.NewCompactor(bw, rdrs)
+	if err != nil {
+		return fmt.Errorf("compact %s: %w", name, err)
+	}
+	cmp.HeaderFlags = r.headerFlags()
+	go func() {
+		err := cmp.Compact(ctx)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	info, err := r.client.WriteLTXFile(ctx, job.Level, job.MinTXID(), job.MaxTXID(), pr)
+	if err != nil {
+		return fmt.Errorf("compact %s: %w", name, err)
+	}
+	info.Level, info.CreatedAt = job.Level, r.clock.Now()
+	r.cat.add(info)
+	r.mu.Lock()
+	r.compactions++
+	r.lastCompactionAt = info.CreatedAt
+	r.compactErr = nil
+	r.notifyLocked()
+	r.mu.Unlock()
+	r.logger.Debug("compacted", "file", name, "inputs", len(job.Inputs), "bytes", info.Size)
+	poke(r.compactWake) // the next level may be due now
+	return nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// expire deletes level-0 files that level 1 covers and l0-retention no
+// longer keeps.
+func (r *Replicator) expire(ctx context.Context, files []*ltx.FileInfo) error {
+	if err := r.client.DeleteLTXFiles(ctx, files); err != nil {
+		return fmt.Errorf("delete %d expired level-0 files: %w", len(files), err)
+	}
+	r.cat.remove(files)
+	r.logger.Debug("expired level-0 files", "files", len(files))
+	return nil
+}
+
+func (r *Replicator) setCompactError(err error) {
+	r.mu.Lock()
+	r.compactErr = err
+	r.notifyLocked()
+	r.mu.Unlock()
+}

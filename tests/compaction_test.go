@@ -1,0 +1,179 @@
+package tests
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCompaction (issue 11) in real time with short intervals: a C client
+// writes for ~10 s with compaction=1s,4s and l0-retention=2s, recording
+// the source's .dump hash at every TXID. Once it settles:
+//   - level 1 and level 2 files exist and every level-0 file is gone
+//     (each is covered by level 1 and older than l0-retention);
+//   - the latest restore equals the source and reads at most the
+//     snapshot, the level-2 files and the level-1 tail;
+//   - restores to the TXIDs that end a level-1 or level-2 file equal the
+//     source as it was then; a TXID inside a level-1 file is refused;
+//   - the idle owner compacts no more and uses no CPU;
+//   - `litestream restore` 0.5.16 restores the compacted replica (written
+//     with checksums=false) to the same state.
+func TestCompaction(t *testing.T) {
+	ls := litestreamBin(t)
+	_, db := newDB(t)
+	replica := defaultReplica(db)
+	p := startC(t, db, dbURI(db, "compaction=1s,4s", "l0-retention=2s", "checksums=false"), nil)
+	p.must("PRAGMA journal_mode=WAL; CREATE TABLE c(id INTEGER PRIMARY KEY, k INTEGER, v BLOB);")
+	rnd := rand.New(rand.NewPCG(newSeed(t), 3))
+	hashes := map[int64]string{} // TXID → .dump sha256 of the source then
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; time.Now().Before(deadline) && i < 2000; i++ {
+		switch rnd.IntN(4) {
+		case 0:
+			p.must(fmt.Sprintf("UPDATE c SET v = randomblob(%d) WHERE k = %d;", 100+rnd.IntN(900), rnd.IntN(20)))
+		case 1:
+			p.must(fmt.Sprintf("DELETE FROM c WHERE k = %d;", rnd.IntN(20)))
+		default:
+			p.must(fmt.Sprintf("INSERT INTO c(k, v) VALUES(%d, randomblob(%d));", rnd.IntN(20), 100+rnd.IntN(2000)))
+		}
+		hashes[p.sync(10000)] = dumpHash(t, db)
+		time.Sleep(time.Duration(20+rnd.IntN(40)) * time.Millisecond)
+	}
+	// Settle: level 2's window (4 s) ends and l0-retention (2 s) passes.
+	st, ok := p.pollStatus(20*time.Second, func(status) bool {
+		files := replicaLTXFiles(t, replica)
+		return files["0"] == 0 && files["2"] > 0 && lastLevelEnd(t, replica, "2") == maxKey(hashes)
+	})
+	files := replicaLTXFiles(t, replica)
+	if !ok {
+		t.Fatalf("compaction did not settle in 20 s: files by level %v, status %s", files, st)
+	}
+	t.Logf("%d transactions; replica files by level %v; status %s", len(hashes), files, st)
+	if st.Int("replica_files") != int64(files["0"]+files["1"]+files["2"]+files["9"]) || st.Str("last_compaction_at") == "" {
+		t.Errorf("status does not match the replica (%v): %s", files, st)
+	}
+
+	// Idle: no compaction, no CPU.
+	before, ticks := st.Str("last_compaction_at"), cpuTicks(t, p.cmd.Process.Pid)
+	time.Sleep(3 * time.Second)
+	if after := p.status(); after.Str("last_compaction_at") != before {
+		t.Errorf("the idle owner compacted again: last_compaction_at %s -> %s", before, after.Str("last_compaction_at"))
+	}
+	if d := cpuTicks(t, p.cmd.Process.Pid) - ticks; d > 3 {
+		t.Errorf("the idle owner used %d CPU ticks in 3 s", d)
+	}
+
+	// The latest state.
+	verifyRestore(t, db, fileURL(replica))
+	r := runCmd(t, t.TempDir(), nil, nil, ltxrestorePath, "-o", filepath.Join(t.TempDir(), "latest.db"), fileURL(replica))
+	applied := restoredFiles(t, r.Stderr+r.Stdout)
+	if limit := 1 + files["2"] + 4; applied > limit {
+		t.Errorf("the latest restore read %d files, want at most %d (snapshot, level 2, the level-1 tail)", applied, limit)
+	}
+
+	// Point in time: every level-1 and level-2 boundary sampled, and a
+	// TXID inside a level-1 file refused.
+	ends := levelEnds(t, replica, "1", "2")
+	for i, end := range ends {
+		if i%3 != 0 && i != len(ends)-1 {
+			continue
+		}
+		want, ok := hashes[end]
+		if !ok {
+			continue // the snapshot's TXID or the table's creation
+		}
+		pit := filepath.Join(t.TempDir(), "pit.db")
+		r := runCmd(t, filepath.Dir(pit), nil, nil, ltxrestorePath, "-txid", strconv.FormatInt(end, 10), "-o", pit, fileURL(replica))
+		if r.Code != 0 {
+			t.Fatalf("restore to TXID %d (a level boundary)\n%s", end, r)
+		}
+		if got := dumpHash(t, pit); got != want {
+			t.Errorf("restore to TXID %d: .dump sha256 %s, want %s", end, got, want)
+		}
+	}
+	if inside := insideLevel1(ends); inside > 0 {
+		r := runCmd(t, t.TempDir(), nil, nil, ltxrestorePath, "-txid", strconv.FormatInt(inside, 10), "-o", filepath.Join(t.TempDir(), "x.db"), fileURL(replica))
+		if r.Code == 0 {
+			t.Errorf("restore to TXID %d, inside a level-1 file whose level-0 files expired, succeeded", inside)
+		}
+	}
+
+	// Litestream restores the compacted replica.
+	lsOut := filepath.Join(t.TempDir(), "litestream.db")
+	if r := runCmd(t, filepath.Dir(lsOut), nil, nil, ls, "restore", "-o", lsOut, fileURL(replica)); r.Code != 0 {
+		t.Fatalf("litestream restore of the compacted replica\n%s", r)
+	}
+	compareDBs(t, db, lsOut)
+	if r := p.close(); r.Code != 0 {
+		t.Fatalf("client exit\n%s", r)
+	}
+}
+
+var restoredFilesRE = regexp.MustCompile(`(\d+) files?\b`)
+
+// restoredFiles parses how many files ltxrestore's summary line says it
+// applied.
+func restoredFiles(t *testing.T, out string) int {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "restored TXID") {
+			if m := restoredFilesRE.FindStringSubmatch(l); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				return n
+			}
+		}
+	}
+	t.Fatalf("no summary line in ltxrestore's output:\n%s", out)
+	return 0
+}
+
+// levelEnds returns the MaxTXIDs of the files at the given levels, sorted.
+func levelEnds(t *testing.T, replica string, levels ...string) []int64 {
+	t.Helper()
+	seen := map[int64]bool{}
+	var ends []int64
+	for _, level := range levels {
+		for _, name := range levelFiles(t, replica, level) {
+			var lo, hi int64
+			if _, err := fmt.Sscanf(name, "%016x-%016x.ltx", &lo, &hi); err == nil && !seen[hi] {
+				seen[hi] = true
+				ends = append(ends, hi)
+			}
+		}
+	}
+	slices.Sort(ends)
+	return ends
+}
+
+func lastLevelEnd(t *testing.T, replica, level string) int64 {
+	ends := levelEnds(t, replica, level)
+	if len(ends) == 0 {
+		return 0
+	}
+	return ends[len(ends)-1]
+}
+
+// insideLevel1 returns a TXID strictly between two consecutive level
+// boundaries more than one apart (0 if none).
+func insideLevel1(ends []int64) int64 {
+	for i := 1; i < len(ends); i++ {
+		if ends[i]-ends[i-1] > 1 {
+			return ends[i-1] + 1
+		}
+	}
+	return 0
+}
+
+func maxKey(m map[int64]string) int64 {
+	var k int64
+	for v := range m {
+		k = max(k, v)
+	}
+	return k
+}
