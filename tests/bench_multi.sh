@@ -10,8 +10,10 @@
 # the commit -> replica lag (median of the processes' p50, largest p99), and
 # the snapshots after the first per minute of writing. An idle process
 # opens the database first (with the extension it replicates; the writers
-# do not). With --write it
-# replaces the generated section of docs/performance.md.
+# do not). A fourth run per round has the same plain writers with
+# `litestream replicate` 0.5.16 (the sidecar, to a directory replica)
+# running instead. With --write it replaces the generated section of
+# docs/performance.md.
 #
 #   ./tests/bench_multi.sh [--write] [ROUNDS] [N]
 set -euo pipefail
@@ -22,6 +24,11 @@ rounds=${1:-5}
 n=${2:-5000}
 
 ./build.sh >/dev/null
+ls_bin=.cache/bin/litestream
+if [ ! -x "$ls_bin" ]; then
+  mkdir -p .cache/bin
+  GOBIN="$PWD/.cache/bin" CGO_ENABLED=0 go install github.com/benbjohnson/litestream/cmd/litestream@v0.5.16
+fi
 work=$(mktemp -d "$PWD/.bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 gcc -O2 -Wall -Wextra -Werror -o "$work/multi" tests/bench/multi.c -lsqlite3
@@ -40,26 +47,38 @@ run() {
   # An idle process holds the database open first: with the extension it
   # is the owner, so every writer is another process and its commits
   # reach the replica through the shared state.
-  local ownerArgs=("$d/m.db")
-  if [[ $mode != plain ]]; then
-    ownerArgs=(-cmd ".load ./litestream_vfs" -cmd ".open file:$d/m.db?vfs=litestream")
+  local ownerArgs=("$d/m.db") wmode=$mode owner fd
+  if [[ $mode == litestream ]]; then
+    # The sidecar replicates; the writers are plain SQLite.
+    wmode=plain
+    "$ls_bin" replicate "$d/m.db" "file://$d/m.db-replica" >"$d/litestream.log" 2>&1 &
+    owner=$!
+    sleep 1.5 # it has taken its first snapshot
+  else
+    if [[ $mode != plain ]]; then
+      ownerArgs=(-cmd ".load ./litestream_vfs" -cmd ".open file:$d/m.db?vfs=litestream")
+    fi
+    mkfifo "$d/idle"
+    /usr/bin/sqlite3 "${ownerArgs[@]}" <"$d/idle" >/dev/null 2>&1 &
+    owner=$!
+    exec {fd}>"$d/idle" # open until the run ends: then EOF, and it exits
+    sleep 0.3
   fi
-  mkfifo "$d/idle"
-  /usr/bin/sqlite3 "${ownerArgs[@]}" <"$d/idle" >/dev/null 2>&1 &
-  local owner=$! fd
-  exec {fd}>"$d/idle" # open until the run ends: then EOF, and it exits
-  sleep 0.3
   for i in $(seq 1 "$p"); do
-    "$work/multi" "$mode" NORMAL "$n" "$d/m.db" ./litestream_vfs.so >"$d/out.$i" &
+    "$work/multi" "$wmode" NORMAL "$n" "$d/m.db" ./litestream_vfs.so >"$d/out.$i" &
   done
   wait $(jobs -p | grep -vx "$owner")
   maxe=$(cat "$d"/out.* | field elapsed | sort -g | tail -1)
-  if [[ $mode != plain ]]; then
+  if [[ $mode == ext || $mode == lag ]]; then
     l50=$(cat "$d"/out.* | field lag_p50_ms | median)
     l99=$(cat "$d"/out.* | field lag_p99_ms | sort -g | tail -1)
     snaps=$(($(ls "$d/m.db-replica/ltx/9" | wc -l) - 1))
   fi
-  exec {fd}>&-
+  if [[ $mode == litestream ]]; then
+    kill -INT "$owner"
+  else
+    exec {fd}>&-
+  fi
   wait "$owner" || true
   awk -v p="$p" -v n="$n" -v e="$maxe" -v a="$l50" -v b="$l99" -v s="$snaps" \
     'BEGIN { printf "%.1f %s %s %.2f\n", p * n / e, a, b, s / (e / 60) }' >>"$work/$mode.$p"
@@ -68,21 +87,24 @@ run() {
 
 table=$(mktemp)
 {
-  echo "| writer processes | plain commits/s | extension commits/s | ratio plain/ext time | lag p50 / p99 ms | snapshots/min after the first |"
-  echo "|---|---|---|---|---|---|"
+  echo "| writer processes | plain commits/s | extension commits/s | ratio plain/ext time | lag p50 / p99 ms | snapshots/min after the first | Litestream 0.5.16 sidecar commits/s | its ratio |"
+  echo "|---|---|---|---|---|---|---|---|"
 } >"$table"
 for p in 1 2 4; do
   for r in $(seq 1 "$rounds"); do
     if ((r % 2)); then run plain "$p"; run ext "$p"; else run ext "$p"; run plain "$p"; fi
     run lag "$p"
+    run litestream "$p"
   done
   pr=$(cut -d' ' -f1 "$work/plain.$p" | median)
   er=$(cut -d' ' -f1 "$work/ext.$p" | median)
   l50=$(cut -d' ' -f2 "$work/lag.$p" | median)
   l99=$(cut -d' ' -f3 "$work/lag.$p" | median)
   sm=$(cat "$work/ext.$p" "$work/lag.$p" | cut -d' ' -f4 | median)
+  lr=$(cut -d' ' -f1 "$work/litestream.$p" | median)
   ratio=$(awk -v a="$pr" -v b="$er" 'BEGIN { printf "%.3f", a / b }')
-  echo "| $p | $pr | $er | $ratio | $l50 / $l99 | $sm |" >>"$table"
+  lratio=$(awk -v a="$pr" -v b="$lr" 'BEGIN { printf "%.3f", a / b }')
+  echo "| $p | $pr | $er | $ratio | $l50 / $l99 | $sm | $lr | $lratio |" >>"$table"
 done
 cat "$table"
 if ((write)); then
