@@ -60,6 +60,7 @@ func (r *Replicator) Snapshot(pageSize, commit uint32, read PageReader, verify f
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
 	r.crcs = c
+	r.dbBytes.Store(int64(commit) * int64(pageSize))
 	r.added(e)
 	r.logger.Info("snapshot spooled", "txid", txid, "pages", commit, "bytes", e.Size)
 	return txid, nil
@@ -104,6 +105,7 @@ func (r *Replicator) Append(n int, pageSize, commit uint32, pgnos []uint32, read
 		return 0, err
 	}
 	d.apply()
+	r.dbBytes.Store(int64(commit) * int64(pageSize))
 	r.added(e)
 	return hdr.MaxTXID, nil
 }

@@ -169,11 +169,43 @@ func (r *Replicator) compactStep(ctx context.Context) (worked bool, due time.Tim
 	if ok {
 		return true, time.Time{}, r.compactJob(ctx, job)
 	}
+	if plan := compact.SettledPlan(&lv); len(plan) > 0 {
+		snap, why, next := compact.SnapshotDue(cfg, &lv, plan, r.dbBytes.Load(), now)
+		if snap {
+			return true, time.Time{}, r.snapshotJob(ctx, plan, why)
+		}
+		due = earliest(due, next)
+	}
 	expired, next := compact.L0Expired(cfg, &lv, now)
 	if len(expired) > 0 {
-		return true, time.Time{}, r.expire(ctx, expired)
+		return true, time.Time{}, r.expire(ctx, expired, "level-0 files level 1 holds")
+	}
+	due = earliest(due, next)
+	expired, next = compact.RetentionExpired(cfg, &lv, now)
+	if len(expired) > 0 {
+		return true, time.Time{}, r.expire(ctx, expired, "files older than retention")
 	}
 	return false, earliest(due, next), nil
+}
+
+// snapshotJob builds a snapshot from the replica's own files: the settled
+// part of the latest restore's plan (the newest snapshot, then the
+// highest-level files that lead to the last level-1 boundary) merged into
+// one level-9 file, without reading
+// the database (no read transaction that would hold back its
+// checkpoints). At most compact.MaxInputs files: a longer plan yields an
+// earlier snapshot, and the next step another.
+func (r *Replicator) snapshotJob(ctx context.Context, plan []*ltx.FileInfo, why string) error {
+	plan = plan[:min(len(plan), compact.MaxInputs)]
+	job := compact.Job{Level: replica.SnapshotLevel, Inputs: plan}
+	if err := r.merge(ctx, job); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.snapshots++
+	r.mu.Unlock()
+	r.logger.Info("snapshot built from the replica's files", "txid", job.MaxTXID(), "inputs", len(plan), "why", why)
+	return nil
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -184,9 +216,22 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // compactJob merges the job's inputs into one file at its level. The
-// inputs stay: level-0 files expire later (L0Expired), higher levels are
-// kept for point-in-time restore.
+// inputs stay: level-0 files expire later (L0Expired), higher levels when
+// retention no longer needs them.
 func (r *Replicator) compactJob(ctx context.Context, job compact.Job) error {
+	if err := r.merge(ctx, job); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.compactions++
+	r.mu.Unlock()
+	poke(r.compactWake) // the next level may be due now
+	return nil
+}
+
+// merge writes the job's inputs, merged with ltx.Compactor, as one file at
+// its level, and records it.
+func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 	name := replica.LTXFilePath(job.Level, job.MinTXID(), job.MaxTXID())
 	rdrs := make([]io.Reader, 0, len(job.Inputs))
 	defer func() {
@@ -223,13 +268,11 @@ func (r *Replicator) compactJob(ctx context.Context, job compact.Job) error {
 	info.Level, info.CreatedAt = job.Level, r.clock.Now()
 	r.cat.add(info)
 	r.mu.Lock()
-	r.compactions++
 	r.lastCompactionAt = info.CreatedAt
 	r.compactErr = nil
 	r.notifyLocked()
 	r.mu.Unlock()
 	r.logger.Debug("compacted", "file", name, "inputs", len(job.Inputs), "bytes", info.Size)
-	poke(r.compactWake) // the next level may be due now
 	return nil
 }
 
@@ -238,14 +281,13 @@ type readCloser struct {
 	io.Closer
 }
 
-// expire deletes level-0 files that level 1 covers and l0-retention no
-// longer keeps.
-func (r *Replicator) expire(ctx context.Context, files []*ltx.FileInfo) error {
+// expire deletes files the replica no longer needs (what says so).
+func (r *Replicator) expire(ctx context.Context, files []*ltx.FileInfo, what string) error {
 	if err := r.client.DeleteLTXFiles(ctx, files); err != nil {
-		return fmt.Errorf("delete %d expired level-0 files: %w", len(files), err)
+		return fmt.Errorf("delete %d %s: %w", len(files), what, err)
 	}
 	r.cat.remove(files)
-	r.logger.Debug("expired level-0 files", "files", len(files))
+	r.logger.Debug("deleted from the replica", "files", len(files), "what", what)
 	return nil
 }
 

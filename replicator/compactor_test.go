@@ -3,15 +3,19 @@ package replicator
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replica/file"
 	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 	"github.com/litestream-vfs/litestream_vfs/restore"
@@ -62,10 +66,178 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.timers = kept
 }
 
+// sim runs the real replicator, compaction planner and a directory
+// replica on a fake clock, calling the compactor's step after every tick
+// as its goroutine would.
+type sim struct {
+	t      *testing.T
+	ctx    context.Context
+	repDir string
+	clock  *fakeClock
+	cfg    compact.Config
+	r      *Replicator
+	m      *model
+	txid   ltx.TXID
+	images map[ltx.TXID][32]byte // the model's image at every TXID
+	// shipped is every level-0 file's size and upload time.
+	shipped []shippedFile
+}
+
+type shippedFile struct {
+	at   time.Time
+	size int64
+}
+
+// shippedSince returns the bytes shipped at level 0 since t.
+func (s *sim) shippedSince(t time.Time) int64 {
+	var n int64
+	for _, f := range s.shipped {
+		if !f.at.Before(t) {
+			n += f.size
+		}
+	}
+	return n
+}
+
+func newSim(t *testing.T, cfg compact.Config) *sim {
+	t.Helper()
+	dir := t.TempDir()
+	if shm, err := os.MkdirTemp("/dev/shm", "compaction-sim-"); err == nil {
+		// Thousands of uploads and merges, each fsynced: on tmpfs the
+		// simulation runs in seconds.
+		dir = shm
+		t.Cleanup(func() { _ = os.RemoveAll(shm) })
+	}
+	s := &sim{t: t, ctx: context.Background(), repDir: filepath.Join(dir, "replica"), cfg: cfg,
+		clock: &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}, images: map[ltx.TXID][32]byte{}}
+	s.r = New(file.NewClient(s.repDir), Options{
+		SpoolDir:   filepath.Join(dir, "spool"),
+		Logger:     slog.New(slog.DiscardHandler),
+		RetryMin:   time.Millisecond,
+		RetryMax:   20 * time.Millisecond,
+		Compaction: cfg,
+		Clock:      s.clock,
+	})
+	s.r.manualCompaction = true
+	if err := s.r.Open(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.r.Start(s.ctx)
+	t.Cleanup(func() { _ = s.r.Close() })
+	s.m = newModel(512, 20, 7)
+	txid, err := s.r.Snapshot(512, s.m.commit(), s.m.read, nil, s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.record(txid)
+	return s
+}
+
+func (s *sim) record(txid ltx.TXID) {
+	s.t.Helper()
+	s.txid = txid
+	s.images[txid] = sha256.Sum256(s.m.image())
+	c, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.r.WaitReplicated(c, txid); err != nil {
+		s.t.Fatalf("WaitReplicated(%d): %v", txid, err)
+	}
+}
+
+// commit changes a random page (growing the model to 30 pages, every new
+// page written) and ships it.
+func (s *sim) commit() {
+	s.t.Helper()
+	m := s.m
+	pgnos := []uint32{uint32(1 + m.rnd.Intn(30))}
+	for pg := m.commit() + 1; pg < pgnos[0]; pg++ {
+		pgnos = append(pgnos, pg)
+	}
+	pgnos = m.change(pgnos...)
+	txid, err := s.r.Append(1, 512, m.commit(), pgnos, m.read, nil, s.clock.Now())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.record(txid)
+	lv, _ := s.r.cat.levels()
+	for _, f := range lv[0] {
+		if f.MaxTXID == txid {
+			s.shipped = append(s.shipped, shippedFile{s.clock.Now(), f.Size})
+		}
+	}
+}
+
+// advance moves the clock and runs every compaction step due.
+func (s *sim) advance(d time.Duration) {
+	s.t.Helper()
+	s.clock.Advance(d)
+	for i := 0; ; i++ {
+		worked, _, err := s.r.compactStep(s.ctx)
+		if err != nil {
+			s.t.Fatalf("compactStep: %v", err)
+		}
+		if !worked {
+			return
+		}
+		if i > 1000 {
+			s.t.Fatal("compactStep never settles")
+		}
+	}
+}
+
+// counts returns the files by level of the owner's catalog, checked
+// against a listing of the replica.
+func (s *sim) counts() []int {
+	s.t.Helper()
+	lv, _ := s.r.cat.levels()
+	listed, err := listLevels(s.ctx, file.NewClient(s.repDir))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	counts := make([]int, len(lv))
+	for i := range lv {
+		counts[i] = len(lv[i])
+		if len(listed[i]) != counts[i] {
+			s.t.Errorf("level %d: the bookkeeping has %d files, the replica %d", i, counts[i], len(listed[i]))
+		}
+	}
+	return counts
+}
+
+// restoreAt restores target (0: the latest) and returns the result and the
+// restored image's hash.
+func (s *sim) restoreAt(target ltx.TXID) (restore.Result, [32]byte, error) {
+	out := filepath.Join(s.t.TempDir(), "r.db")
+	res, err := restore.Restore(s.ctx, file.NewClient(s.repDir), restore.Options{OutputPath: out, TXID: target})
+	if err != nil {
+		return res, [32]byte{}, err
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return res, sha256.Sum256(b), nil
+}
+
+// checkRestore requires a restore of target (0: latest) to equal the
+// model then.
+func (s *sim) checkRestore(target ltx.TXID) restore.Result {
+	s.t.Helper()
+	res, sum, err := s.restoreAt(target)
+	if err != nil {
+		if keep := os.Getenv("KEEP_REPLICA"); keep != "" {
+			_ = os.CopyFS(keep, os.DirFS(s.repDir))
+		}
+		s.t.Fatalf("restore to TXID %d: %v", target, err)
+	}
+	if sum != s.images[res.TXID] || (target != 0 && res.TXID != target) {
+		s.t.Fatalf("restore to TXID %d: got TXID %d, image equal to the model then: %v", target, res.TXID, sum == s.images[res.TXID])
+	}
+	return res
+}
+
 // TestCompactionSimulated drives two simulated hours of commits (one
-// every 5 s) through the real replicator, compaction planner and a
-// directory replica, with Litestream's default intervals, calling the
-// compactor's step after every tick as its goroutine would. Then:
+// every 5 s) with Litestream's default intervals and no retention. Then:
 // level-0 files are bounded by l0-retention, each level holds about one
 // file per window, the latest restore reads a bounded number of files and
 // equals the model, restores to level boundaries equal the model then, a
@@ -76,77 +248,14 @@ func TestCompactionSimulated(t *testing.T) {
 		tick = 5 * time.Second
 		span = 2 * time.Hour
 	)
-	dir := t.TempDir()
-	repDir := filepath.Join(dir, "replica")
-	clock := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
 	cfg := compact.Config{Intervals: compact.DefaultIntervals, L0Retention: compact.DefaultL0Retention}
-	r := New(file.NewClient(repDir), Options{
-		SpoolDir:   filepath.Join(dir, "spool"),
-		Logger:     slog.New(slog.DiscardHandler),
-		RetryMin:   time.Millisecond,
-		RetryMax:   20 * time.Millisecond,
-		Compaction: cfg,
-		Clock:      clock,
-	})
-	r.manualCompaction = true
-	ctx := context.Background()
-	if err := r.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.Start(ctx)
-	t.Cleanup(func() { _ = r.Close() })
-	wait := func(txid ltx.TXID) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := r.WaitReplicated(c, txid); err != nil {
-			t.Fatalf("WaitReplicated(%d): %v", txid, err)
-		}
-	}
-	settle := func() {
-		t.Helper()
-		for i := 0; ; i++ {
-			worked, _, err := r.compactStep(ctx)
-			if err != nil {
-				t.Fatalf("compactStep: %v", err)
-			}
-			if !worked {
-				return
-			}
-			if i > 1000 {
-				t.Fatal("compactStep never settles")
-			}
-		}
-	}
-
-	m := newModel(512, 20, 7)
-	images := map[ltx.TXID][32]byte{}
-	txid, err := r.Snapshot(512, m.commit(), m.read, nil, clock.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	images[txid] = sha256.Sum256(m.image())
-	wait(txid)
+	s := newSim(t, cfg)
 	for elapsed := time.Duration(0); elapsed < span; elapsed += tick {
-		pgnos := []uint32{uint32(1 + m.rnd.Intn(30))} // grows to 30 pages
-		for pg := m.commit() + 1; pg < pgnos[0]; pg++ {
-			pgnos = append(pgnos, pg) // a growth writes every new page
-		}
-		pgnos = m.change(pgnos...)
-		if txid, err = r.Append(1, 512, m.commit(), pgnos, m.read, nil, clock.Now()); err != nil {
-			t.Fatal(err)
-		}
-		images[txid] = sha256.Sum256(m.image())
-		wait(txid)
-		clock.Advance(tick)
-		settle()
+		s.commit()
+		s.advance(tick)
 	}
-	lv, _ := r.cat.levels()
-	counts := make([]int, len(lv))
-	for i := range lv {
-		counts[i] = len(lv[i])
-	}
-	t.Logf("after %v: files by level %v, TXID %d", span, counts, txid)
+	counts := s.counts()
+	t.Logf("after %v: files by level %v, TXID %d", span, counts, s.txid)
 
 	// Level 0 keeps at most l0-retention plus one level-1 window of
 	// commits; each level about one file per window of its interval.
@@ -159,76 +268,146 @@ func TestCompactionSimulated(t *testing.T) {
 			t.Errorf("level %d: %d files, want %d ± 1 (one per %v window)", i+1, counts[i+1], want, iv)
 		}
 	}
-	listed, err := listLevels(ctx, file.NewClient(repDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range listed {
-		if len(listed[i]) != counts[i] {
-			t.Errorf("level %d: the bookkeeping has %d files, the replica %d", i, counts[i], len(listed[i]))
-		}
-	}
-
-	restoreAt := func(target ltx.TXID) (restore.Result, [32]byte, error) {
-		out := filepath.Join(t.TempDir(), "r.db")
-		res, err := restore.Restore(ctx, file.NewClient(repDir), restore.Options{OutputPath: out, TXID: target})
-		if err != nil {
-			return res, [32]byte{}, err
-		}
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, sha256.Sum256(b), nil
-	}
-	res, sum, err := restoreAt(0)
-	if err != nil {
-		t.Fatalf("latest restore: %v", err)
-	}
-	if sum != images[txid] || res.TXID != txid {
-		t.Fatalf("latest restore: TXID %d, image matches %v; want TXID %d", res.TXID, sum == images[txid], txid)
-	}
+	res := s.checkRestore(0)
 	// Snapshot, level 3 (one per hour), level 2 within the hour, level 1
 	// within 5 minutes, the level-0 tail.
 	if limit := 1 + int(span/time.Hour) + 12 + 10 + 7; len(res.Files) > limit {
 		t.Errorf("the latest restore read %d files, want at most %d", len(res.Files), limit)
 	}
 	t.Logf("latest restore read %d files", len(res.Files))
+	lv, _ := s.r.cat.levels()
 	for i, f := range lv[1] {
-		if i%17 != 0 {
-			continue
-		}
-		_, sum, err := restoreAt(f.MaxTXID)
-		if err != nil {
-			if keep := os.Getenv("KEEP_REPLICA"); keep != "" {
-				_ = os.CopyFS(keep, os.DirFS(repDir))
-			}
-			t.Fatalf("restore to level-1 boundary %d: %v", f.MaxTXID, err)
-		}
-		if sum != images[f.MaxTXID] {
-			t.Errorf("restore to level-1 boundary %d differs from the model then", f.MaxTXID)
+		if i%17 == 0 {
+			s.checkRestore(f.MaxTXID)
 		}
 	}
 	if f := lv[1][0]; f.MaxTXID > f.MinTXID {
-		if _, _, err := restoreAt(f.MinTXID); err == nil {
+		if _, _, err := s.restoreAt(f.MinTXID); err == nil {
 			t.Errorf("restore to TXID %d, inside the first level-1 file with its level-0 files expired, succeeded", f.MinTXID)
 		}
 	}
 
 	// Idle: everything compacts and expires, then nothing is pending.
 	for i := 0; i < 200; i++ {
-		clock.Advance(time.Minute)
-		settle()
+		s.advance(time.Minute)
 	}
-	if _, due, _ := r.compactStep(ctx); !due.IsZero() {
-		lv, _ := r.cat.levels()
-		t.Errorf("an idle replica still has work due at %v (files by level: %d %d %d %d)", due, len(lv[0]), len(lv[1]), len(lv[2]), len(lv[3]))
+	if _, due, _ := s.r.compactStep(s.ctx); !due.IsZero() {
+		t.Errorf("an idle replica still has work due at %v (files by level %v)", due, s.counts())
 	}
-	if lv, _ := r.cat.levels(); len(lv[0]) != 0 || lv[3][len(lv[3])-1].MaxTXID != txid {
-		t.Errorf("idle: %d level-0 files left, level 3 ends at %d (want 0 and %d)", len(lv[0]), lv[3][len(lv[3])-1].MaxTXID, txid)
+	if lv, _ := s.r.cat.levels(); len(lv[0]) != 0 || lv[3][len(lv[3])-1].MaxTXID != s.txid {
+		t.Errorf("idle: %d level-0 files left, level 3 ends at %d (want 0 and %d)", len(lv[0]), lv[3][len(lv[3])-1].MaxTXID, s.txid)
 	}
-	st := r.Status()
+	st := s.r.Status()
 	if st.ReplicaFiles == 0 || st.Compactions == 0 || st.LastCompactionAt.IsZero() || st.LastSnapshotAt.IsZero() {
 		t.Errorf("status %+v lacks the replica's files or the compaction", st)
+	}
+}
+
+// TestRetentionSimulated drives three simulated days with the default
+// schedule (levels 30s/5m/1h, l0-retention 5m, retention 24h, a snapshot
+// at least daily, at most 16 settled files and 1.0× the database after
+// it): ticks of 15 s with 0 or 1 commit, now and then hours of idle.
+// Every six simulated hours after the first day:
+//   - the files per level stay within (retention + snapshot-interval) /
+//     interval + 2 (level 0: (l0-retention + level-1 interval) / tick +
+//     2), snapshots within 2 + (retention + snapshot-interval) /
+//     snapshot-interval + (bytes shipped at level 0 in that window) /
+//     (snapshot-max-ratio × the database's size);
+//   - the latest restore equals the model, reads at most 16 settled files
+//     (the snapshot and highest-level files) and at most 2.1× the
+//     database's bytes;
+//   - restores to sampled file ends made inside the window equal the
+//     model then; a TXID before the oldest kept snapshot is refused,
+//     naming it.
+func TestRetentionSimulated(t *testing.T) {
+	// Ticks shorter than the level-1 interval: a snapshot can fall due
+	// while level-0 files past level 1 wait for their window.
+	const tick = 15 * time.Second
+	cfg := compact.Defaults()
+	s := newSim(t, cfg)
+	checks := 0
+	for elapsed := time.Duration(0); elapsed < 72*time.Hour; elapsed += tick {
+		for n := s.m.rnd.Intn(2); n > 0; n-- {
+			s.commit()
+		}
+		if s.m.rnd.Intn(2000) == 0 {
+			idle := time.Duration(1+s.m.rnd.Intn(4)) * time.Hour
+			s.advance(idle)
+			elapsed += idle
+		}
+		s.advance(tick)
+		if elapsed < 24*time.Hour || elapsed%(6*time.Hour) != 0 {
+			continue
+		}
+		checks++
+		counts := s.counts()
+		window := cfg.Retention + cfg.SnapshotInterval
+		if max0 := int((cfg.L0Retention+cfg.Intervals[0])/tick) + 2; counts[0] > max0 {
+			t.Errorf("at %v: %d level-0 files, want at most %d", elapsed, counts[0], max0)
+		}
+		for i, iv := range cfg.Intervals {
+			if limit := int(window/iv) + 2; counts[i+1] > limit {
+				t.Errorf("at %v: level %d has %d files, want at most %d", elapsed, i+1, counts[i+1], limit)
+			}
+		}
+		// Snapshots: the interval's, and one each time the files after
+		// the last one outgrow the database (they hold no more than what
+		// level 0 shipped).
+		db := s.r.dbBytes.Load()
+		shipped := s.shippedSince(s.clock.Now().Add(-window))
+		if limit := 2 + int(window/cfg.SnapshotInterval) + int(float64(shipped)/(cfg.SnapshotMaxRatio*float64(db))); counts[9] > limit {
+			t.Errorf("at %v: %d snapshots, want at most %d (%d bytes shipped at level 0 in the window, database %d bytes)", elapsed, counts[9], limit, shipped, db)
+		}
+		res := s.checkRestore(0)
+		// It starts at the newest snapshot: every snapshot's chain to the
+		// latest TXID survives compaction and expiry (a snapshot built at a
+		// level-0 TXID lost its chain once the level-0 files after it
+		// expired, and the restore fell back to an older one).
+		if lv, _ := s.r.cat.levels(); res.Files[0] != replica.LTXFilePath(9, 1, lv[9][len(lv[9])-1].MaxTXID) {
+			t.Errorf("at %v: the latest restore starts at %s, not at the newest snapshot TXID %d", elapsed, res.Files[0], lv[9][len(lv[9])-1].MaxTXID)
+		}
+		settled := 0
+		for _, f := range res.Files {
+			if strings.HasPrefix(f, "ltx/9/") || strings.HasPrefix(f, fmt.Sprintf("ltx/%d/", len(cfg.Intervals))) {
+				settled++
+			}
+		}
+		if settled > cfg.SnapshotMaxFiles || float64(res.Bytes) > 2.1*float64(db) {
+			t.Errorf("at %v: the latest restore read %d settled files of %d and %d bytes (database %d bytes)", elapsed, settled, len(res.Files), res.Bytes, db)
+		}
+		lv, _ := s.r.cat.levels()
+		cutoff := s.clock.Now().Add(-cfg.Retention)
+		sampled := 0
+		for level := 1; level <= len(cfg.Intervals); level++ {
+			for i, f := range lv[level] {
+				if f.CreatedAt.After(cutoff) && i%97 == 0 {
+					s.checkRestore(f.MaxTXID)
+					sampled++
+				}
+			}
+		}
+		if sampled == 0 {
+			t.Errorf("at %v: no file end inside the window to restore", elapsed)
+		}
+		if oldest := compact.Oldest(cfg, &lv, s.clock.Now()); oldest > 2 {
+			_, _, err := s.restoreAt(oldest - 1)
+			if !errors.Is(err, restore.ErrNoSnapshot) && !errors.Is(err, restore.ErrTargetNotFound) {
+				t.Errorf("at %v: restore to TXID %d, before the oldest kept snapshot (TXID %d): %v, want a refusal", elapsed, oldest-1, oldest, err)
+			} else if errors.Is(err, restore.ErrNoSnapshot) && !strings.Contains(err.Error(), "oldest snapshot") {
+				t.Errorf("at %v: the refusal does not name the oldest snapshot: %v", elapsed, err)
+			}
+		}
+		if elapsed%(24*time.Hour) == 0 {
+			t.Logf("day %d: files by level %v; latest restore %d files (%d settled), %d bytes, database %d bytes; TXID %d",
+				elapsed/(24*time.Hour), counts, len(res.Files), settled, res.Bytes, db, s.txid)
+		}
+	}
+	if checks < 4 {
+		t.Fatalf("only %d checks ran", checks)
+	}
+	st := s.r.Status()
+	t.Logf("status: %d files, %d bytes, %d compactions, %d snapshots built from the replica", st.ReplicaFiles, st.ReplicaBytes, st.Compactions, st.Snapshots)
+	if st.Snapshots == 0 {
+		t.Errorf("no snapshot was built from the replica's files in three days")
 	}
 }

@@ -92,8 +92,10 @@ type Replicator struct {
 	compactWake      chan struct{} // compactor: a file reached the replica
 	compactions      int64
 	lastCompactionAt time.Time
-	compactErr       error // the last compaction failed (cleared by one that works)
-	manualCompaction bool  // tests: no compactor goroutine, they call compactStep
+	compactErr       error        // the last compaction failed (cleared by one that works)
+	manualCompaction bool         // tests: no compactor goroutine, they call compactStep
+	dbBytes          atomic.Int64 // the database's size after the last captured file
+	snapshots        int64        // snapshots built from the replica's files since Open
 
 	posMu   sync.Mutex
 	posFile *os.File // the position file, kept open (savePosition)
@@ -351,6 +353,7 @@ type Status struct {
 	ReplicaBytes     int64
 	LastSnapshotAt   time.Time // the newest snapshot's creation
 	Compactions      int64     // files written by compaction since Open
+	Snapshots        int64     // snapshots built by the compactor since Open
 	LastCompactionAt time.Time
 	CompactionError  string // the last compaction failed
 }
@@ -378,7 +381,7 @@ func (r *Replicator) Status() Status {
 	}
 	st.ErrorActive = r.errActive
 	st.NeedsSnapshot = r.overflowed
-	st.Compactions, st.LastCompactionAt = r.compactions, r.lastCompactionAt
+	st.Compactions, st.LastCompactionAt, st.Snapshots = r.compactions, r.lastCompactionAt, r.snapshots
 	if r.compactErr != nil {
 		st.CompactionError = r.compactErr.Error()
 	}

@@ -44,18 +44,29 @@ func plan(name string, files []*ltx.FileInfo, target ltx.TXID) ([]*ltx.FileInfo,
 	}
 
 	var latest ltx.TXID
+	var oldest *ltx.FileInfo // the oldest snapshot
 	endsAt := make(map[ltx.TXID]bool)
 	for _, f := range files {
 		latest = max(latest, f.MaxTXID)
 		endsAt[f.MaxTXID] = true
+		if f.MinTXID == 1 && (oldest == nil || f.MaxTXID < oldest.MaxTXID) {
+			oldest = f
+		}
 	}
-	if target == 0 {
+	switch {
+	case target == 0:
 		target = latest
-	} else if target > latest {
+	case target > latest:
 		return nil, fmt.Errorf("%w: txid %s (%d) is past the latest txid %s (%d) in %s",
 			ErrTargetNotFound, target, target, latest, latest, name)
-	} else if !endsAt[target] {
-		return nil, fmt.Errorf("%w: no ltx file in %s ends at txid %s (%d)", ErrTargetNotFound, name, target, target)
+	case oldest != nil && target < oldest.MaxTXID:
+		// Retention deleted what came before (or it never existed).
+		return nil, fmt.Errorf("%w at or before txid %s (%d) in %s: the oldest restorable point is txid %s (%d), the oldest snapshot %s",
+			ErrNoSnapshot, target, target, name, oldest.MaxTXID, oldest.MaxTXID, fileName(oldest))
+	case !endsAt[target]:
+		before, after := nearestEnds(files, target)
+		return nil, fmt.Errorf("%w: no ltx file in %s ends at txid %s (%d): restorable points are the ends of files (compaction keeps every commit only for l0-retention); the nearest are txid %d and %d",
+			ErrTargetNotFound, name, target, target, before, after)
 	}
 
 	// Snapshots newest first; for equal ranges prefer the higher level.
@@ -103,6 +114,18 @@ func plan(name string, files []*ltx.FileInfo, target ltx.TXID) ([]*ltx.FileInfo,
 		}
 	}
 	return nil, firstErr
+}
+
+// nearestEnds returns the file ends nearest to target, before and after it.
+func nearestEnds(files []*ltx.FileInfo, target ltx.TXID) (before, after ltx.TXID) {
+	for _, f := range files {
+		if f.MaxTXID < target {
+			before = max(before, f.MaxTXID)
+		} else if f.MaxTXID > target && (after == 0 || f.MaxTXID < after) {
+			after = f.MaxTXID
+		}
+	}
+	return before, after
 }
 
 // preferFurthest orders files by MaxTXID descending, then level descending.

@@ -88,7 +88,7 @@ func TestPlanErrors(t *testing.T) {
 		{"Empty", nil, 0, ErrEmptyReplica, "test: replica has no ltx files"},
 		{"NoSnapshot", l0(2, 4), 0, ErrNoSnapshot, "no snapshot in test: 3 ltx files, none starts at txid 1"},
 		{"SnapshotAfterTarget", join(l0(3, 8), []*ltx.FileInfo{f(9, 1, 5)}), 4, ErrNoSnapshot,
-			"no snapshot at or before txid 0000000000000004 in test: oldest snapshot is ltx/9/0000000000000001-0000000000000005.ltx"},
+			"no snapshot at or before txid 0000000000000004 (4) in test: the oldest restorable point is txid 0000000000000005 (5), the oldest snapshot ltx/9/0000000000000001-0000000000000005.ltx"},
 		{"TargetPastLatest", l0(1, 3), 4, ErrTargetNotFound, "txid 0000000000000004 (4) is past the latest txid 0000000000000003 (3)"},
 		{"TargetInsideCompaction", []*ltx.FileInfo{f(0, 1, 1), f(1, 2, 5)}, 3, ErrTargetNotFound, "no ltx file in test ends at txid 0000000000000003"},
 		{"GapLatest", join(l0(1, 5), l0(7, 9)), 0, ErrTXIDGap,

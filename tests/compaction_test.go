@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -176,4 +177,123 @@ func maxKey(m map[int64]string) int64 {
 		k = max(k, v)
 	}
 	return k
+}
+
+// contentHashSQL hashes table c's rows (the sqlite3 shell's sha3_query).
+const contentHashSQL = "SELECT hex(sha3_query('SELECT * FROM c ORDER BY id'));"
+
+// randomStep is one random change to table c.
+func randomStep(rnd *rand.Rand) string {
+	switch rnd.IntN(4) {
+	case 0:
+		return fmt.Sprintf("UPDATE c SET v = randomblob(%d) WHERE k = %d;", 100+rnd.IntN(900), rnd.IntN(20))
+	case 1:
+		return fmt.Sprintf("DELETE FROM c WHERE k = %d;", rnd.IntN(20))
+	default:
+		return fmt.Sprintf("INSERT INTO c(k, v) VALUES(%d, randomblob(%d));", rnd.IntN(20), 100+rnd.IntN(2000))
+	}
+}
+
+// TestRetention (issue 11) in real time: compaction=1s,4s,16s,
+// snapshot-interval=30s, retention=40s, l0-retention=2s, checksums=false.
+// For 30 s the sqlite3 shell writes (printing each TXID with the table's
+// hash), then for 30 s the python client, the hash of each TXID recorded.
+// Once it settles: the first snapshot is gone (older than the window and
+// no longer the base), the files per level stay within (retention +
+// snapshot-interval) / interval + 2, the latest restore and `litestream
+// restore` 0.5.16 equal the source, restores to sampled file ends inside
+// the window equal the table then, and a TXID before the oldest kept
+// snapshot is refused naming it.
+func TestRetention(t *testing.T) {
+	ls := litestreamBin(t)
+	_, db := newDB(t)
+	replica := defaultReplica(db)
+	uri := dbURI(db, "compaction=1s,4s,16s", "snapshot-interval=30s", "retention=40s", "l0-retention=2s", "checksums=false")
+	rnd := rand.New(rand.NewPCG(newSeed(t), 4))
+	hashes := map[int64]string{}
+
+	// The shell: one change, then its TXID and the table's hash, then a
+	// pause, for 30 s.
+	script := []string{"PRAGMA journal_mode=WAL;", "CREATE TABLE c(id INTEGER PRIMARY KEY, k INTEGER, v BLOB);"}
+	for i := 0; i < 250; i++ {
+		script = append(script, randomStep(rnd),
+			"SELECT 'H|'||litestream_sync(10000)||'|'||hex(sha3_query('SELECT * FROM c ORDER BY id'));", ".shell sleep 0.1")
+	}
+	start := time.Now()
+	logEnv := []string{"LITESTREAM_LOG_LEVEL=" + os.Getenv("E2E_LOG")}
+	for _, l := range shellWrite(t, db, uri, script, shellOpts{Env: logEnv}) {
+		if f := strings.Split(l, "|"); len(f) == 3 && f[0] == "H" {
+			txid, _ := strconv.ParseInt(f[1], 10, 64)
+			hashes[txid] = f[2]
+		}
+	}
+	t.Logf("the shell wrote %d transactions in %v", len(hashes), time.Since(start).Round(time.Second))
+
+	// python3, another 30 s.
+	p := startPy(t, db, uri, logEnv)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		p.must(randomStep(rnd))
+		hashes[p.sync(10000)] = sqlitePlain(t, db, contentHashSQL)
+		time.Sleep(time.Duration(50+rnd.IntN(100)) * time.Millisecond)
+	}
+	latest := maxKey(hashes)
+	st, ok := p.pollStatus(40*time.Second, func(status) bool {
+		files := replicaLTXFiles(t, replica)
+		return files["0"] == 0 && lastLevelEnd(t, replica, "3") == latest
+	})
+	files := replicaLTXFiles(t, replica)
+	if !ok {
+		t.Fatalf("did not settle in 40 s: files by level %v, status %s", files, st)
+	}
+	t.Logf("%d transactions; files by level %v; status %s", len(hashes), files, st)
+	snaps := levelFiles(t, replica, "9")
+	if len(snaps) == 0 || snaps[0] == "0000000000000001-0000000000000001.ltx" {
+		t.Errorf("snapshots %q: the first one (older than retention, no longer the base) is still there", snaps)
+	}
+	window := 70 * time.Second // retention + snapshot-interval
+	for level, iv := range map[string]time.Duration{"1": time.Second, "2": 4 * time.Second, "3": 16 * time.Second} {
+		if limit := int(window/iv) + 2; files[level] > limit {
+			t.Errorf("level %s holds %d files, want at most %d", level, files[level], limit)
+		}
+	}
+
+	if keep := os.Getenv("KEEP_REPLICA"); keep != "" {
+		_ = os.CopyFS(keep, os.DirFS(replica))
+		_ = os.WriteFile(keep+"/owner.log", []byte(p.stderr.String()), 0o644)
+	}
+	verifyRestore(t, db, fileURL(replica))
+	lsOut := filepath.Join(t.TempDir(), "litestream.db")
+	if r := runCmd(t, filepath.Dir(lsOut), nil, nil, ls, "restore", "-o", lsOut, fileURL(replica)); r.Code != 0 {
+		t.Fatalf("litestream restore of the compacted replica\n%s", r)
+	}
+	compareDBs(t, db, lsOut)
+
+	// Point in time inside the window, and before it.
+	ends := levelEnds(t, replica, "1", "2", "3")
+	checked := 0
+	for i, end := range ends {
+		want, ok := hashes[end]
+		if !ok || (i%5 != 0 && i != len(ends)-1) {
+			continue
+		}
+		pit := filepath.Join(t.TempDir(), "pit.db")
+		if r := runCmd(t, filepath.Dir(pit), nil, nil, ltxrestorePath, "-txid", strconv.FormatInt(end, 10), "-o", pit, fileURL(replica)); r.Code != 0 {
+			t.Fatalf("restore to TXID %d (a level boundary inside the window)\n%s", end, r)
+		}
+		if got := sqlitePlain(t, pit, contentHashSQL); got != want {
+			t.Errorf("restore to TXID %d: table hash %s, want %s", end, got, want)
+		}
+		checked++
+	}
+	var oldest int64
+	if _, err := fmt.Sscanf(snaps[0], "%016x-%016x.ltx", new(int64), &oldest); err == nil && oldest > 2 {
+		r := runCmd(t, t.TempDir(), nil, nil, ltxrestorePath, "-txid", strconv.FormatInt(oldest-1, 10), "-o", filepath.Join(t.TempDir(), "old.db"), fileURL(replica))
+		if r.Code == 0 || !strings.Contains(r.Stderr, snaps[0]) {
+			t.Errorf("restore to TXID %d, before the oldest kept snapshot %s: want a refusal naming it\n%s", oldest-1, snaps[0], r)
+		}
+	}
+	t.Logf("%d point-in-time restores checked", checked)
+	if r := p.close(); r.Code != 0 {
+		t.Fatalf("python client exit\n%s", r)
+	}
 }

@@ -47,7 +47,20 @@ func (l *lockedBuffer) String() string {
 // PID at cleanup if the test did not close it.
 func startC(tb testing.TB, db, uri string, env []string) *cproc {
 	tb.Helper()
-	cmd := exec.Command(cClientPath, extPath, uri)
+	return startClient(tb, db, env, cClientPath, extPath, uri)
+}
+
+// startPy is startC with the python client (tests/py/client.py), which
+// speaks the same line protocol.
+func startPy(tb testing.TB, db, uri string, env []string) *cproc {
+	tb.Helper()
+	return startClient(tb, db, env, python3Bin, pyClientPath, extPath, uri)
+}
+
+func startClient(tb testing.TB, db string, env []string, name string, args ...string) *cproc {
+	tb.Helper()
+	uri := args[len(args)-1]
+	cmd := exec.Command(name, args...)
 	cmd.Dir = filepath.Dir(db)
 	cmd.Env = childEnv(env)
 	stdin, err := cmd.StdinPipe()

@@ -141,8 +141,11 @@ func TestCLILs(t *testing.T) {
 			t.Fatalf("exit code %d; stderr:\n%s", r.code, r.stderr)
 		}
 		lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-		if len(lines) != 4 {
-			t.Fatalf("%d lines, want 4:\n%s", len(lines), r.stdout)
+		if len(lines) != 5 {
+			t.Fatalf("%d lines, want 5:\n%s", len(lines), r.stdout)
+		}
+		if got, want := lines[4], "  2 points at the ends of level-0 files: txid 1 (2024-05-01T12:00:00.000Z) to txid 2 (2024-05-01T12:00:01.000Z)"; got != want {
+			t.Fatalf("granularity line %q, want %q", got, want)
 		}
 		if got := strings.Fields(lines[0]); strings.Join(got, " ") != "LEVEL MIN_TXID MAX_TXID MIN MAX TIMESTAMP SIZE" {
 			t.Fatalf("header %q", lines[0])

@@ -47,6 +47,58 @@ type lsRestorable struct {
 type lsOutput struct {
 	Files      []lsFile      `json:"files"`
 	Restorable *lsRestorable `json:"restorable"` // null if nothing is restorable
+	// Granularity: which points can be restored, by age, newest first.
+	Granularity []lsSpan `json:"granularity,omitempty"`
+}
+
+// lsSpan is a run of TXIDs whose restorable points are the ends of the
+// files of one level (the finest level that reaches them).
+type lsSpan struct {
+	Level     int    `json:"level"`
+	Points    int    `json:"points"` // file ends in the span
+	FirstTXID uint64 `json:"first_txid"`
+	LastTXID  uint64 `json:"last_txid"`
+	FirstTime string `json:"first_time,omitempty"`
+	LastTime  string `json:"last_time,omitempty"`
+}
+
+// granularity splits the restorable range into spans by the finest level
+// present: level 0 files reach back to the oldest of them, level 1 files
+// before that, and so on (compaction keeps level-0 files only for
+// l0-retention, higher levels for retention).
+func granularity(files []lsFile, r *lsRestorable) []lsSpan {
+	if r == nil {
+		return nil
+	}
+	var spans []lsSpan
+	end := r.LastTXID // the span ends here
+	for level := 0; level < replica.SnapshotLevel && end >= r.FirstTXID; level++ {
+		start := uint64(0)
+		for _, f := range files {
+			if f.Level == level && f.MaxTXID >= r.FirstTXID && (start == 0 || f.MinTXID < start) {
+				start = f.MinTXID
+			}
+		}
+		if start == 0 || start > end {
+			continue
+		}
+		sp := lsSpan{Level: level, FirstTXID: max(start-1, r.FirstTXID), LastTXID: end}
+		for _, f := range files {
+			if f.Level != level || f.MaxTXID < sp.FirstTXID || f.MaxTXID > end {
+				continue
+			}
+			sp.Points++
+			if f.MaxTXID == end {
+				sp.LastTime = f.Timestamp
+			}
+			if sp.FirstTime == "" || f.Timestamp < sp.FirstTime {
+				sp.FirstTime = f.Timestamp
+			}
+		}
+		spans = append(spans, sp)
+		end = sp.FirstTXID - 1
+	}
+	return spans
 }
 
 // runLs executes "ltxrestore ls [-json] URL".
@@ -101,6 +153,7 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	out.Granularity = granularity(out.Files, out.Restorable)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -137,6 +190,10 @@ func printLsTable(w io.Writer, out lsOutput) {
 			r.FirstTXID, ltx.TXID(r.FirstTXID), r.FirstTime, r.LastTXID, ltx.TXID(r.LastTXID), r.LastTime)
 	} else {
 		fmt.Fprintln(w, "restorable: none")
+	}
+	for _, sp := range out.Granularity {
+		fmt.Fprintf(w, "  %d points at the ends of level-%d files: txid %d (%s) to txid %d (%s)\n",
+			sp.Points, sp.Level, sp.FirstTXID, sp.FirstTime, sp.LastTXID, sp.LastTime)
 	}
 }
 

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -56,7 +57,8 @@ var sqliteURIParams = map[string]bool{
 // ownParams are the extension's URI parameters (besides the s3 options).
 var ownParams = map[string]bool{
 	"replica": true, "max-puts-per-second": true, "spool-max-bytes": true, "checksums": true,
-	"compaction": true, "l0-retention": true,
+	"compaction": true, "l0-retention": true, "retention": true, "snapshot-interval": true,
+	"snapshot-max-files": true, "snapshot-max-ratio": true,
 }
 
 // Resolve validates the URI parameters of the database at path and
@@ -93,11 +95,12 @@ func Resolve(path string, params map[string]string, getenv Getenv) (Settings, er
 	return st, nil
 }
 
-// compaction: compaction (the intervals of levels 1, 2, …, or off) and
-// l0-retention, each else its environment variable, else Litestream's
-// defaults (30s,5m,1h and 5m).
+// compaction: compaction (the intervals of levels 1, 2, …, or off),
+// l0-retention, retention, snapshot-interval, snapshot-max-files and
+// snapshot-max-ratio, each else its environment variable, else the
+// defaults (compact.Defaults: Litestream's, and 16 files, ratio 1.0).
 func compaction(params map[string]string, getenv Getenv) (compact.Config, error) {
-	cfg := compact.Config{Intervals: slices.Clone(compact.DefaultIntervals), L0Retention: compact.DefaultL0Retention}
+	cfg := compact.Defaults()
 	raw, source := setting(params, getenv, "compaction", "LITESTREAM_COMPACTION")
 	switch raw {
 	case "":
@@ -122,13 +125,38 @@ func compaction(params map[string]string, getenv Getenv) (compact.Config, error)
 			cfg.Intervals = append(cfg.Intervals, d)
 		}
 	}
-	raw, source = setting(params, getenv, "l0-retention", "LITESTREAM_L0_RETENTION")
-	if raw != "" {
-		d, err := time.ParseDuration(raw)
-		if err != nil || d < 0 {
-			return cfg, fmt.Errorf("%s: %q is not a duration (0s, 30s, 5m): %w", source, raw, ErrInvalid)
+	for _, d := range []struct {
+		param, env string
+		min        time.Duration
+		dst        *time.Duration
+	}{
+		{"l0-retention", "LITESTREAM_L0_RETENTION", 0, &cfg.L0Retention},
+		{"retention", "LITESTREAM_RETENTION", time.Second, &cfg.Retention},
+		{"snapshot-interval", "LITESTREAM_SNAPSHOT_INTERVAL", time.Second, &cfg.SnapshotInterval},
+	} {
+		raw, source := setting(params, getenv, d.param, d.env)
+		if raw == "" {
+			continue
 		}
-		cfg.L0Retention = d
+		v, err := time.ParseDuration(raw)
+		if err != nil || v < d.min {
+			return cfg, fmt.Errorf("%s: %q is not a duration of at least %s (30s, 5m, 24h): %w", source, raw, d.min, ErrInvalid)
+		}
+		*d.dst = v
+	}
+	if raw, source := setting(params, getenv, "snapshot-max-files", "LITESTREAM_SNAPSHOT_MAX_FILES"); raw != "" {
+		v, err := strconv.Atoi(raw)
+		if err != nil || v < 1 {
+			return cfg, fmt.Errorf("%s: %q is not a whole number of files, at least 1: %w", source, raw, ErrInvalid)
+		}
+		cfg.SnapshotMaxFiles = v
+	}
+	if raw, source := setting(params, getenv, "snapshot-max-ratio", "LITESTREAM_SNAPSHOT_MAX_RATIO"); raw != "" {
+		v, err := strconv.ParseFloat(raw, 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return cfg, fmt.Errorf("%s: %q is not a positive number (1.0: the database's size): %w", source, raw, ErrInvalid)
+		}
+		cfg.SnapshotMaxRatio = v
 	}
 	return cfg, nil
 }

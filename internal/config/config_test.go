@@ -71,13 +71,17 @@ func TestResolve(t *testing.T) {
 
 		{name: "CompactionParamOverEnv", params: map[string]string{"compaction": "1s, 4s,16s", "l0-retention": "2s"}, env: env("LITESTREAM_COMPACTION", "1h", "LITESTREAM_L0_RETENTION", "1h"),
 			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
-				Compaction: compact.Config{Intervals: []time.Duration{time.Second, 4 * time.Second, 16 * time.Second}, L0Retention: 2 * time.Second}}},
+				Compaction: withC(func(c *compact.Config) {
+					c.Intervals, c.L0Retention = []time.Duration{time.Second, 4 * time.Second, 16 * time.Second}, 2*time.Second
+				})}},
 		{name: "CompactionEnv", env: env("LITESTREAM_COMPACTION", "10s,1m", "LITESTREAM_L0_RETENTION", "0s"),
 			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
-				Compaction: compact.Config{Intervals: []time.Duration{10 * time.Second, time.Minute}}}},
+				Compaction: withC(func(c *compact.Config) {
+					c.Intervals, c.L0Retention = []time.Duration{10 * time.Second, time.Minute}, 0
+				})}},
 		{name: "CompactionOff", params: map[string]string{"compaction": "off"}, env: env(),
 			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
-				Compaction: compact.Config{L0Retention: compact.DefaultL0Retention}}},
+				Compaction: withC(func(c *compact.Config) { c.Intervals = nil })}},
 		{name: "CompactionNotDuration", params: map[string]string{"compaction": "30s,abc"}, env: env(), wantErr: `URI parameter compaction: "30s,abc": level 2's interval "abc" is not a positive duration`},
 		{name: "CompactionEmptyLevel", params: map[string]string{"compaction": "30s,,1h"}, env: env(), wantErr: `level 2's interval "" is not a positive duration`},
 		{name: "CompactionNotIncreasing", params: map[string]string{"compaction": "5m,30s"}, env: env(), wantErr: `level 2's interval 30s is not longer than level 1's`},
@@ -85,7 +89,17 @@ func TestResolve(t *testing.T) {
 		{name: "CompactionNegative", params: map[string]string{"compaction": "-30s"}, env: env(), wantErr: `"-30s" is not a positive duration`},
 		{name: "CompactionTooManyLevels", params: map[string]string{"compaction": "1s,2s,3s,4s,5s,6s,7s,8s,9s"}, env: env(), wantErr: `has 9 levels, at most 8`},
 		{name: "CompactionBadEnv", env: env("LITESTREAM_COMPACTION", "soon"), wantErr: `LITESTREAM_COMPACTION: "soon"`},
-		{name: "L0RetentionBad", params: map[string]string{"l0-retention": "5 minutes"}, env: env(), wantErr: `URI parameter l0-retention: "5 minutes" is not a duration`},
+		{name: "RetentionAndSnapshots", params: map[string]string{"retention": "40s", "snapshot-interval": "30s", "snapshot-max-files": "8"}, env: env("LITESTREAM_SNAPSHOT_MAX_RATIO", "0.5", "LITESTREAM_RETENTION", "1h"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
+				Compaction: withC(func(c *compact.Config) {
+					c.Retention, c.SnapshotInterval, c.SnapshotMaxFiles, c.SnapshotMaxRatio = 40*time.Second, 30*time.Second, 8, 0.5
+				})}},
+		{name: "RetentionZero", params: map[string]string{"retention": "0s"}, env: env(), wantErr: `URI parameter retention: "0s" is not a duration of at least 1s`},
+		{name: "SnapshotIntervalBad", env: env("LITESTREAM_SNAPSHOT_INTERVAL", "daily"), wantErr: `LITESTREAM_SNAPSHOT_INTERVAL: "daily"`},
+		{name: "SnapshotMaxFilesZero", params: map[string]string{"snapshot-max-files": "0"}, env: env(), wantErr: `URI parameter snapshot-max-files: "0" is not a whole number of files`},
+		{name: "SnapshotMaxRatioNaN", params: map[string]string{"snapshot-max-ratio": "NaN"}, env: env(), wantErr: `URI parameter snapshot-max-ratio: "NaN" is not a positive number`},
+		{name: "SnapshotMaxRatioNegative", params: map[string]string{"snapshot-max-ratio": "-1"}, env: env(), wantErr: `"-1" is not a positive number`},
+		{name: "L0RetentionBad", params: map[string]string{"l0-retention": "5 minutes"}, env: env(), wantErr: `URI parameter l0-retention: "5 minutes" is not a duration of at least 0s`},
 		{name: "L0RetentionNegative", env: env("LITESTREAM_L0_RETENTION", "-1s"), wantErr: `LITESTREAM_L0_RETENTION: "-1s"`},
 	}
 	for _, tt := range tests {
@@ -110,14 +124,21 @@ func TestResolve(t *testing.T) {
 				t.Errorf("client %q, want %q", got.Client.String(), tt.client)
 			}
 			got.Client = nil
-			if tt.want.Compaction.Intervals == nil && tt.want.Compaction.L0Retention == 0 {
-				tt.want.Compaction = compact.Config{Intervals: compact.DefaultIntervals, L0Retention: compact.DefaultL0Retention}
+			if reflect.ValueOf(tt.want.Compaction).IsZero() {
+				tt.want.Compaction = compact.Defaults()
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Resolve = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
+}
+
+// withC is compact.Defaults changed by f.
+func withC(f func(*compact.Config)) compact.Config {
+	c := compact.Defaults()
+	f(&c)
+	return c
 }
 
 func TestExitFlush(t *testing.T) {

@@ -42,6 +42,28 @@ type Config struct {
 	// L0Retention is how long a level-0 file stays after level 1 covers
 	// it.
 	L0Retention time.Duration
+	// Retention is how far back point-in-time restore must reach (0: the
+	// replica keeps everything); see RetentionExpired.
+	Retention time.Duration
+	// SnapshotInterval, SnapshotMaxFiles and SnapshotMaxRatio say when a
+	// new snapshot is due (0: never for that reason); see SnapshotDue.
+	SnapshotInterval time.Duration
+	SnapshotMaxFiles int
+	SnapshotMaxRatio float64
+}
+
+// Defaults returns Litestream's schedule: levels of 30 s, 5 min and 1 h,
+// level-0 files kept 5 min, 24 h of point-in-time restore, a snapshot at
+// least daily, and this package's bounds on what a latest restore reads.
+func Defaults() Config {
+	return Config{
+		Intervals:        slices.Clone(DefaultIntervals),
+		L0Retention:      DefaultL0Retention,
+		Retention:        DefaultRetention,
+		SnapshotInterval: DefaultSnapshotInterval,
+		SnapshotMaxFiles: DefaultSnapshotMaxFiles,
+		SnapshotMaxRatio: DefaultSnapshotMaxRatio,
+	}
 }
 
 // Levels holds a replica's files by level, each ordered by MinTXID then
@@ -146,7 +168,11 @@ func newest(files []*ltx.FileInfo) *ltx.FileInfo {
 
 // Covered reports whether one of files (ordered by MinTXID) holds f's
 // whole TXID range.
-func Covered(files []*ltx.FileInfo, f *ltx.FileInfo) bool {
+func Covered(files []*ltx.FileInfo, f *ltx.FileInfo) bool { return covering(files, f) != nil }
+
+// covering returns the file of files (ordered by MinTXID) that holds f's
+// whole TXID range and reaches furthest, or nil.
+func covering(files []*ltx.FileInfo, f *ltx.FileInfo) *ltx.FileInfo {
 	i, _ := slices.BinarySearchFunc(files, f.MinTXID, func(c *ltx.FileInfo, t ltx.TXID) int {
 		if c.MinTXID <= t {
 			return -1
@@ -154,27 +180,29 @@ func Covered(files []*ltx.FileInfo, f *ltx.FileInfo) bool {
 		return 1
 	})
 	// files[:i] start at or before f; the one that reaches furthest decides.
-	for j := i - 1; j >= 0; j-- {
-		if files[j].MaxTXID >= f.MaxTXID {
-			return true
-		}
-		if j < i-MaxInputs {
-			break // ranges at one level do not nest that deep
+	var best *ltx.FileInfo
+	for j := i - 1; j >= 0 && j >= i-MaxInputs; j-- { // ranges at one level do not nest deeper
+		if files[j].MaxTXID >= f.MaxTXID && (best == nil || files[j].MaxTXID > best.MaxTXID) {
+			best = files[j]
 		}
 	}
-	return false
+	return best
 }
 
 // L0Expired returns the level-0 files that may be deleted at now: covered
-// by a level-1 file and created at least L0Retention ago. With compaction
-// off nothing expires. The next time one expires is returned too (zero if
-// none is pending).
+// by a level-1 file and created at least L0Retention ago, unless a
+// snapshot needs them: one whose TXID falls inside that level-1 file,
+// before the level-0 file (restoring from it reads the level-0 files
+// after it up to the level-1 file's end; no level-1 file starts right
+// after it). With compaction off nothing expires. The next time one
+// expires is returned too (zero if none is pending).
 func L0Expired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.FileInfo, next time.Time) {
 	if len(cfg.Intervals) == 0 {
 		return nil, time.Time{}
 	}
 	for _, f := range lv[0] {
-		if !Covered(lv[1], f) {
+		c := covering(lv[1], f)
+		if c == nil || needed(lv[replica.SnapshotLevel], c, f) {
 			continue
 		}
 		at := created(f, now).Add(cfg.L0Retention)
@@ -185,4 +213,15 @@ func L0Expired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.FileInfo, 
 		}
 	}
 	return expired, next
+}
+
+// needed reports whether a snapshot's chain runs through the level-0 file
+// f covered by c: the snapshot ends inside c, before f.
+func needed(snaps []*ltx.FileInfo, c, f *ltx.FileInfo) bool {
+	for _, s := range snaps {
+		if s.MaxTXID >= c.MinTXID && s.MaxTXID < f.MinTXID {
+			return true
+		}
+	}
+	return false
 }

@@ -112,37 +112,45 @@ func TestNext(t *testing.T) {
 	})
 }
 
-func TestL0Expired(t *testing.T) {
-	std := Config{Intervals: DefaultIntervals, L0Retention: 5 * time.Minute}
-	for _, tc := range []struct {
-		name    string
-		cfg     Config
-		files   []string
-		now     string
-		expired string
-		next    string
-	}{
-		{"CoveredAndOld", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "305s", "1-1", "310s"},
-		{"NotCoveredStays", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "1h", "1-1 2-2", ""},
-		// Level 1 reaches past the file, but no level-1 file holds its
-		// whole range: deleting it would leave TXIDs 10-12 nowhere.
-		{"StraddleNotCovered", std, []string{"0:8-12@0s", "1:1-9@30s", "1:13-20@60s"}, "1h", "", ""},
-		{"CoveredByALaterFile", std, []string{"0:14-15@0s", "1:1-9@30s", "1:13-20@60s"}, "1h", "14-15", ""},
-		{"Off", Config{}, []string{"0:1-1@0s", "1:1-1@30s"}, "1h", "", ""},
-		{"SkewAheadWaitsFromNow", std, []string{"0:1-1@2h", "1:1-1@2h"}, "0s", "", "300s"},
-	} {
+// expiryCase is one row of an expiry table: files at now, the files that
+// expire ("level:min-max", space-separated) and the next expiry time.
+type expiryCase struct {
+	name    string
+	cfg     Config
+	files   []string
+	now     string
+	expired string
+	next    string
+}
+
+func runExpiry(t *testing.T, cases []expiryCase, fn func(Config, *Levels, time.Time) ([]*ltx.FileInfo, time.Time)) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			exp, next := L0Expired(tc.cfg, lv(t, tc.files...), at(t, tc.now))
-			var got []string
-			for _, f := range exp {
-				got = append(got, fmt.Sprintf("%d-%d", f.MinTXID, f.MaxTXID))
-			}
-			if g := strings.Join(got, " "); g != tc.expired {
-				t.Errorf("expired %q, want %q", g, tc.expired)
+			exp, next := fn(tc.cfg, lv(t, tc.files...), at(t, tc.now))
+			if got := names(exp); got != tc.expired {
+				t.Errorf("expired %q, want %q", got, tc.expired)
 			}
 			if want := atOrZero(t, tc.next); !next.Equal(want) {
 				t.Errorf("next %v, want %v", next, want)
 			}
 		})
 	}
+}
+
+func TestL0Expired(t *testing.T) {
+	std := Config{Intervals: DefaultIntervals, L0Retention: 5 * time.Minute}
+	runExpiry(t, []expiryCase{
+		{"CoveredAndOld", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "305s", "0:1-1", "310s"},
+		{"NotCoveredStays", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "1h", "0:1-1 0:2-2", ""},
+		// Level 1 reaches past the file, but no level-1 file holds its
+		// whole range: deleting it would leave TXIDs 10-12 nowhere.
+		{"StraddleNotCovered", std, []string{"0:8-12@0s", "1:1-9@30s", "1:13-20@60s"}, "1h", "", ""},
+		{"CoveredByALaterFile", std, []string{"0:14-15@0s", "1:1-9@30s", "1:13-20@60s"}, "1h", "0:14-15", ""},
+		{"Off", Config{}, []string{"0:1-1@0s", "1:1-1@30s"}, "1h", "", ""},
+		// A snapshot at TXID 3 inside the level-1 file 2-6: restoring from
+		// it reads level-0 files 4, 5 and 6; 2 and 3 may go.
+		{"SnapshotInsideLevel1", std, []string{"9:1-1@0s", "0:2-2@0s", "0:3-3@0s", "9:1-3@0s", "0:4-4@0s", "0:5-6@0s", "1:2-6@30s"}, "1h", "0:2-2 0:3-3", ""},
+		{"SkewAheadWaitsFromNow", std, []string{"0:1-1@2h", "1:1-1@2h"}, "0s", "", "300s"},
+	}, L0Expired)
 }

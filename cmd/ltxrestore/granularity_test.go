@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestGranularity(t *testing.T) {
+	f := func(level int, lo, hi uint64, ts string) lsFile {
+		return lsFile{Level: level, MinTXID: lo, MaxTXID: hi, Timestamp: ts}
+	}
+	files := []lsFile{
+		f(9, 1, 1, "t01"), f(9, 1, 40, "t40"),
+		f(3, 2, 30, "t30"), f(2, 31, 36, "t36"),
+		f(1, 2, 10, "t10"), f(1, 11, 20, "t20"), f(1, 21, 30, "t30"), f(1, 31, 33, "t33"), f(1, 34, 36, "t36"),
+		f(0, 35, 35, "t35"), f(0, 36, 36, "t36"), f(0, 37, 37, "t37"),
+	}
+	got := fmt.Sprint(granularity(files, &lsRestorable{FirstTXID: 1, LastTXID: 37}))
+	want := "[{0 3 34 37 t35 t37} {1 4 1 33 t10 t33}]"
+	if got != want {
+		t.Errorf("granularity %s, want %s", got, want)
+	}
+	if g := granularity(files, nil); g != nil {
+		t.Errorf("granularity of nothing restorable: %v", g)
+	}
+	// Only level-0 files: one span, every file end.
+	got = fmt.Sprint(granularity([]lsFile{f(9, 1, 1, "a"), f(0, 2, 2, "b"), f(0, 3, 4, "c")}, &lsRestorable{FirstTXID: 1, LastTXID: 4}))
+	if want := "[{0 2 1 4 b c}]"; got != want {
+		t.Errorf("granularity %s, want %s", got, want)
+	}
+}
