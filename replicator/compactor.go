@@ -45,8 +45,17 @@ type catalog struct {
 	lv     compact.Levels
 }
 
-// set replaces the view with a listing.
-func (c *catalog) set(lv compact.Levels) {
+// set replaces the view with a listing made at now. A file listed with a
+// time after now (a store whose clock runs ahead) is taken as made now, once:
+// clamped at every plan instead, it would never age.
+func (c *catalog) set(lv compact.Levels, now time.Time) {
+	for _, files := range lv {
+		for _, f := range files {
+			if f.CreatedAt.After(now) {
+				f.CreatedAt = now
+			}
+		}
+	}
 	c.mu.Lock()
 	c.lv, c.loaded = lv, true
 	c.mu.Unlock()

@@ -411,3 +411,42 @@ func TestRetentionSimulated(t *testing.T) {
 		t.Errorf("no snapshot was built from the replica's files in three days")
 	}
 }
+
+// TestCompactionAfterTakeOver: a new owner finds level-0 files its killed
+// predecessor left uncompacted and compacts them without any upload of
+// its own (it waited for an upload that an idle database never makes).
+func TestCompactionAfterTakeOver(t *testing.T) {
+	cfg := compact.Config{Intervals: []time.Duration{time.Second}, L0Retention: time.Second}
+	s := newSim(t, cfg)
+	for i := 0; i < 5; i++ {
+		s.commit() // shipped, never compacted: the sim steps the compactor by hand
+	}
+	if err := s.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(time.Minute)
+	r := New(file.NewClient(s.repDir), Options{
+		SpoolDir:   filepath.Join(filepath.Dir(s.repDir), "spool"),
+		Logger:     slog.New(slog.DiscardHandler),
+		Compaction: cfg,
+		Clock:      s.clock,
+	})
+	if err := r.Open(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Start(s.ctx)
+	defer r.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lv, _ := r.cat.levels()
+		if len(lv[1]) > 0 && lv[1][len(lv[1])-1].MaxTXID == s.txid {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, loaded := r.cat.levels()
+			t.Fatalf("the new owner did not compact the files left to it: levels 0 and 1 hold %d and %d files (catalog loaded %v, status %+v)", len(lv[0]), len(lv[1]), loaded, r.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+		s.clock.Advance(time.Second) // the listed files' times are the real clock's: now on this one
+	}
+}

@@ -124,7 +124,8 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.cat.set(lv)
+	r.cat.set(lv, r.clock.Now())
+	poke(r.compactWake) // what a killed owner left may be due now
 	r.removePartial(ctx)
 	r.mu.Lock()
 	local := r.pos

@@ -165,7 +165,8 @@ func (r *Replicator) Open(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			repPos, confirmed = p, true
-			r.cat.set(lv)
+			r.cat.set(lv, r.clock.Now())
+			poke(r.compactWake)
 			r.removePartial(ctx) // as confirm does: no upload has started
 		} else {
 			repPos = ltx.Pos{}

@@ -33,9 +33,10 @@ func TestCrashLoop(t *testing.T) {
 	dir, db := newDB(t)
 	replica := defaultReplica(db)
 	writer := filepath.Join(filepath.Dir(pyClientPath), "crashwriter.py")
-	// Short compaction intervals: the kills also land in compactions and
-	// in deletions of expired level-0 files.
-	uri := dbURI(db, "compaction=1s,3s", "l0-retention=1s")
+	// Short compaction intervals, snapshot interval and retention: the
+	// kills also land in compactions, in snapshots built from the
+	// replica's files and in deletions.
+	uri := dbURI(db, "compaction=1s,3s", "l0-retention=1s", "snapshot-interval=2s", "retention=4s")
 	var acked, killedAfterOpen, plainRounds, checked int64
 	start := time.Now()
 	for i := 0; i < loops; i++ {
@@ -70,7 +71,8 @@ func TestCrashLoop(t *testing.T) {
 	// file compacted into level 1 and expired.
 	p := startC(t, db, uri, nil)
 	if _, ok := p.pollStatus(15*time.Second, func(status) bool { return replicaLTXFiles(t, replica)["0"] == 0 }); !ok {
-		t.Errorf("level-0 files left 15 s after the last kill: %v", replicaLTXFiles(t, replica))
+		ls := runCmd(t, dir, nil, nil, ltxrestorePath, "ls", fileURL(replica))
+		t.Errorf("level-0 files left 15 s after the last kill: %v\n%s\nlast owner's stderr:\n%s", replicaLTXFiles(t, replica), ls.Stdout, tail(p.stderr.String(), 3000))
 	}
 	if r := p.close(); r.Code != 0 {
 		t.Fatalf("last owner\n%s", r)

@@ -65,12 +65,13 @@ func TestS3(t *testing.T) {
 	}
 
 	// Compaction on S3: levels under <prefix>/<level %04x>/, level-0
-	// objects deleted (RemoveObjects) once level 1 covers them, the
-	// restore equal to the source.
+	// objects deleted (RemoveObjects) once level 1 covers them, a snapshot
+	// built from the bucket's files and the first one deleted by
+	// retention, the restore equal to the source.
 	t.Run("Compaction", func(t *testing.T) {
 		_, db := newDB(t)
 		bucket := srv.NewBucket(t)
-		p := startC(t, db, s3URI(db, bucket)+"&compaction=1s,3s&l0-retention=1s&max-puts-per-second=0", creds)
+		p := startC(t, db, s3URI(db, bucket)+"&compaction=1s,3s&l0-retention=1s&snapshot-interval=2s&retention=3s&max-puts-per-second=0", creds)
 		p.must("PRAGMA journal_mode=WAL; CREATE TABLE c(id INTEGER PRIMARY KEY, v BLOB);")
 		for i := 0; i < 40; i++ {
 			p.must("INSERT INTO c(v) VALUES(randomblob(3000));")
@@ -90,11 +91,17 @@ func TestS3(t *testing.T) {
 		}
 		// Settled: no level-0 object left, level 2 written, and the
 		// owner's bookkeeping agrees with the bucket.
+		first := "db/0009/" + "0000000000000001-0000000000000001.ltx"
+		exists := func(key string) bool {
+			_, err := mc.StatObject(t.Context(), bucket, key, minio.StatObjectOptions{})
+			return err == nil
+		}
 		st, ok := p.pollStatus(20*time.Second, func(st status) bool {
-			return count("0000") == 0 && count("0002") > 0 && st.Int("replica_files") == int64(count("0001")+count("0002")+count("0009"))
+			return count("0000") == 0 && count("0002") > 0 && !exists(first) &&
+				st.Int("replica_files") == int64(count("0001")+count("0002")+count("0009"))
 		})
 		if !ok {
-			t.Fatalf("S3 compaction did not settle: objects at levels 0, 1, 2, 9: %d %d %d %d; status %s", count("0000"), count("0001"), count("0002"), count("0009"), st)
+			t.Fatalf("S3 compaction did not settle: objects at levels 0, 1, 2, 9: %d %d %d %d (first snapshot still there: %v); status %s", count("0000"), count("0001"), count("0002"), count("0009"), exists(first), st)
 		}
 		if r := p.close(); r.Code != 0 {
 			t.Fatalf("client exit\n%s", r)

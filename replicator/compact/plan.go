@@ -91,7 +91,9 @@ func maxTXID(files []*ltx.FileInfo) ltx.TXID {
 }
 
 // created is a file's creation time as the planner trusts it: never after
-// now (a store whose clock runs ahead must not postpone compaction).
+// now (a store whose clock runs ahead must not postpone compaction; the
+// replicator also takes such a file as made when it listed it, so that it
+// ages).
 func created(f *ltx.FileInfo, now time.Time) time.Time {
 	if f.CreatedAt.After(now) {
 		return now
