@@ -194,3 +194,47 @@ func TestStateDirFull(t *testing.T) {
 	}
 	verifyRestore(t, db, fileURL(defaultReplica(db)))
 }
+
+// TestPlainWriterRollbackMode: a writer without the extension switches the
+// database to rollback-journal mode while no extension process has it
+// open and writes. The next extension process says why it cannot
+// replicate (status reason, litestream_sync fails); once it is WAL again,
+// a snapshot takes every row. The same with the plain writer switching
+// back to WAL itself before it leaves: the next opener notices the change
+// and snapshots.
+func TestPlainWriterRollbackMode(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plain string // what the plain writer runs
+		stays bool   // the database is left in rollback mode
+	}{
+		{"LeftInRollbackMode", "PRAGMA journal_mode=DELETE; " + insertRows("r", 50, 300), true},
+		{"BackToWAL", "PRAGMA journal_mode=DELETE; " + insertRows("r", 50, 300) + " PRAGMA journal_mode=WAL; " + insertRows("r", 10, 300), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, db := newDB(t)
+			p := startC(t, db, dbURI(db), nil)
+			p.must("PRAGMA journal_mode=WAL; CREATE TABLE r(id INTEGER PRIMARY KEY, v BLOB);")
+			p.must(insertRows("r", 20, 300))
+			p.sync(20000)
+			if r := p.close(); r.Code != 0 {
+				t.Fatalf("first writer\n%s", r)
+			}
+			sqlitePlain(t, db, tc.plain)
+			p = startC(t, db, dbURI(db), nil)
+			if tc.stays {
+				st, ok := p.pollStatus(10*time.Second, func(st status) bool { return strings.Contains(st.Str("reason"), "journal_mode") })
+				if !ok {
+					t.Fatalf("status of a database left in rollback mode: %s", st)
+				}
+				if _, e := p.exec(syncLine(2000)); e == "" {
+					t.Errorf("litestream_sync on a database in rollback mode succeeded")
+				}
+				p.must("PRAGMA journal_mode=WAL;")
+			}
+			p.must(insertRows("r", 5, 300))
+			p.sync(20000)
+			closeAndVerify(t, p, db, 2)
+		})
+	}
+}
