@@ -20,6 +20,12 @@ func TestGranularity(t *testing.T) {
 	if got != want {
 		t.Errorf("granularity %s, want %s", got, want)
 	}
+	// A level-0 file that starts inside a level-1 file: the level-1 span
+	// ends at that level-1 file's predecessor's end, a real point.
+	got = fmt.Sprint(granularity([]lsFile{f(9, 1, 1, "a"), f(1, 2, 10, "b"), f(1, 11, 20, "c"), f(0, 14, 20, "d")}, &lsRestorable{FirstTXID: 1, LastTXID: 20}))
+	if want := "[{0 1 13 20 d d} {1 1 1 10 b b}]"; got != want {
+		t.Errorf("granularity %s, want %s", got, want)
+	}
 	if g := granularity(files, nil); g != nil {
 		t.Errorf("granularity of nothing restorable: %v", g)
 	}

@@ -82,21 +82,26 @@ func granularity(files []lsFile, r *lsRestorable) []lsSpan {
 		if start == 0 || start > end {
 			continue
 		}
-		sp := lsSpan{Level: level, FirstTXID: max(start-1, r.FirstTXID), LastTXID: end}
+		sp := lsSpan{Level: level, FirstTXID: max(start-1, r.FirstTXID)}
 		for _, f := range files {
 			if f.Level != level || f.MaxTXID < sp.FirstTXID || f.MaxTXID > end {
 				continue
 			}
 			sp.Points++
-			if f.MaxTXID == end {
-				sp.LastTime = f.Timestamp
+			if f.MaxTXID >= sp.LastTXID {
+				// The span ends at a point of its own level (a finer level's
+				// first file may start inside one of this level's files).
+				sp.LastTXID, sp.LastTime = f.MaxTXID, f.Timestamp
 			}
 			if sp.FirstTime == "" || f.Timestamp < sp.FirstTime {
 				sp.FirstTime = f.Timestamp
 			}
 		}
-		spans = append(spans, sp)
 		end = sp.FirstTXID - 1
+		if sp.Points == 0 {
+			continue
+		}
+		spans = append(spans, sp)
 	}
 	return spans
 }

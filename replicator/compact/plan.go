@@ -191,25 +191,45 @@ func covering(files []*ltx.FileInfo, f *ltx.FileInfo) *ltx.FileInfo {
 	return best
 }
 
-// L0Expired returns the level-0 files that may be deleted at now: covered
-// by a level-1 file and created at least L0Retention ago, unless a
-// snapshot needs them: one whose TXID falls inside that level-1 file,
-// before the level-0 file (restoring from it reads the level-0 files
-// after it up to the level-1 file's end; no level-1 file starts right
-// after it). With compaction off nothing expires. The next time one
+// L0Expired returns the level-0 files that may be deleted at now: those a
+// level-1 file holds, once the newest of them was created at least
+// L0Retention ago, unless a snapshot needs them: one whose TXID falls
+// inside that level-1 file, before them (restoring from it reads the
+// level-0 files after it up to the level-1 file's end; no level-1 file
+// starts right after it). With compaction off nothing expires. The next time one
 // expires is returned too (zero if none is pending).
 func L0Expired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.FileInfo, next time.Time) {
 	if len(cfg.Intervals) == 0 {
 		return nil, time.Time{}
 	}
+	// The level-0 files one level-1 file holds expire together, when the
+	// newest of them is l0-retention old: a restore to the end of any of
+	// them reads all of them from the level-1 file's start (expired one
+	// by one, the first ones went while later ones still listed points
+	// that could no longer be restored).
+	groups := map[*ltx.FileInfo][]*ltx.FileInfo{}
+	var order []*ltx.FileInfo
+	newestIn := map[*ltx.FileInfo]time.Time{}
+	held := map[*ltx.FileInfo]bool{} // a snapshot's chain needs the group
 	for _, f := range lv[0] {
 		c := covering(lv[1], f)
-		if c == nil || needed(lv[replica.SnapshotLevel], c, f) {
+		if c == nil {
 			continue
 		}
-		at := created(f, now).Add(cfg.L0Retention)
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], f)
+		newestIn[c] = later(newestIn[c], created(f, now))
+		held[c] = held[c] || needed(lv[replica.SnapshotLevel], c, f)
+	}
+	for _, c := range order {
+		if held[c] {
+			continue
+		}
+		at := newestIn[c].Add(cfg.L0Retention)
 		if !at.After(now) {
-			expired = append(expired, f)
+			expired = append(expired, groups[c]...)
 		} else if next.IsZero() || at.Before(next) {
 			next = at
 		}

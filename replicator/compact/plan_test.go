@@ -141,7 +141,10 @@ func runExpiry(t *testing.T, cases []expiryCase, fn func(Config, *Levels, time.T
 func TestL0Expired(t *testing.T) {
 	std := Config{Intervals: DefaultIntervals, L0Retention: 5 * time.Minute}
 	runExpiry(t, []expiryCase{
-		{"CoveredAndOld", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "305s", "0:1-1", "310s"},
+		// 1 and 2 go together, when 2 is old enough; 3 is not covered.
+		{"CoveredAndOld", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "305s", "", "310s"},
+		{"GroupExpires", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "310s", "0:1-1 0:2-2", ""},
+		{"GroupsApart", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@40s", "1:1-2@30s", "1:3-3@60s"}, "330s", "0:1-1 0:2-2", "340s"},
 		{"NotCoveredStays", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "1h", "0:1-1 0:2-2", ""},
 		// Level 1 reaches past the file, but no level-1 file holds its
 		// whole range: deleting it would leave TXIDs 10-12 nowhere.
@@ -149,8 +152,9 @@ func TestL0Expired(t *testing.T) {
 		{"CoveredByALaterFile", std, []string{"0:14-15@0s", "1:1-9@30s", "1:13-20@60s"}, "1h", "0:14-15", ""},
 		{"Off", Config{}, []string{"0:1-1@0s", "1:1-1@30s"}, "1h", "", ""},
 		// A snapshot at TXID 3 inside the level-1 file 2-6: restoring from
-		// it reads level-0 files 4, 5 and 6; 2 and 3 may go.
-		{"SnapshotInsideLevel1", std, []string{"9:1-1@0s", "0:2-2@0s", "0:3-3@0s", "9:1-3@0s", "0:4-4@0s", "0:5-6@0s", "1:2-6@30s"}, "1h", "0:2-2 0:3-3", ""},
+		// it reads level-0 files 4, 5 and 6: the group stays (while that
+		// snapshot does).
+		{"SnapshotInsideLevel1", std, []string{"9:1-1@0s", "0:2-2@0s", "0:3-3@0s", "9:1-3@0s", "0:4-4@0s", "0:5-6@0s", "1:2-6@30s"}, "1h", "", ""},
 		{"SkewAheadWaitsFromNow", std, []string{"0:1-1@2h", "1:1-1@2h"}, "0s", "", "300s"},
 	}, L0Expired)
 }
