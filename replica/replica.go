@@ -90,6 +90,15 @@ type PartialRemover interface {
 	RemovePartial(ctx context.Context) (int, error)
 }
 
+// LocalChecker is implemented by clients for which asking whether a file
+// exists costs no request (a local directory). The uploader asks before
+// each upload whether the newest snapshot is still there, so a replica
+// emptied underneath a running owner is noticed at once instead of at the
+// next compaction.
+type LocalChecker interface {
+	Exists(level int, minTXID, maxTXID ltx.TXID) (bool, error)
+}
+
 // SortFileInfos orders files by MinTXID, then MaxTXID, as LTXFiles returns
 // them.
 func SortFileInfos(infos []*ltx.FileInfo) {

@@ -3,6 +3,7 @@ package replicator
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -251,7 +252,11 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 	for _, f := range job.Inputs {
 		rc, err := r.client.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID)
 		if err != nil {
-			return fmt.Errorf("compact %s: open %s: %w", name, replica.LTXFilePath(f.Level, f.MinTXID, f.MaxTXID), err)
+			err = fmt.Errorf("compact %s: open %s: %w", name, replica.LTXFilePath(f.Level, f.MinTXID, f.MaxTXID), err)
+			if errors.Is(err, replica.ErrNotFound) {
+				r.recheck(err) // the replica was changed underneath
+			}
+			return err
 		}
 		rdrs = append(rdrs, readCloser{bufio.NewReaderSize(rc, 64<<10), rc})
 	}

@@ -457,3 +457,57 @@ func TestCompactionAfterTakeOver(t *testing.T) {
 		s.clock.Advance(time.Second) // the listed files' times are the real clock's: now on this one
 	}
 }
+
+// remoteClient hides the file client's local checks: it behaves like S3.
+type remoteClient struct{ replica.Client }
+
+// TestCompactionFindsReplicaEmptied: on a replica without free checks (S3),
+// a compaction input that is gone makes the uploader confirm the replica
+// again, which finds no chain from a snapshot and owes one (OnBroken).
+func TestCompactionFindsReplicaEmptied(t *testing.T) {
+	dir := t.TempDir()
+	repDir := filepath.Join(dir, "replica")
+	broken := make(chan struct{}, 1)
+	cfg := compact.Config{Intervals: []time.Duration{time.Second}, L0Retention: time.Hour}
+	clock := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	r := New(remoteClient{file.NewClient(repDir)}, Options{
+		SpoolDir: filepath.Join(dir, "spool"), Logger: slog.New(slog.DiscardHandler),
+		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
+		Compaction: cfg, Clock: clock, OnBroken: func() { poke(broken) },
+	})
+	r.manualCompaction = true
+	ctx := context.Background()
+	if err := r.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Start(ctx)
+	defer r.Close()
+	m := newModel(512, 4, 3)
+	txid, err := r.Snapshot(512, m.commit(), m.read, nil, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		pg := m.change(2)
+		if txid, err = r.Append(1, 512, m.commit(), pg, m.read, nil, clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.WaitReplicated(c, txid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(repDir); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if _, _, err := r.compactStep(ctx); !errors.Is(err, replica.ErrNotFound) {
+		t.Fatalf("compactStep over an emptied replica: %v, want ErrNotFound", err)
+	}
+	select {
+	case <-broken:
+	case <-c.Done():
+		t.Fatalf("the chain was not broken after the replica was emptied; status %+v", r.Status())
+	}
+}

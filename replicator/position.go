@@ -136,7 +136,11 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	for _, e := range r.queue {
 		boundary = boundary || e.MaxTXID == rp.TXID
 	}
-	moved := !boundary || rp.TXID > local.TXID
+	// A replica whose files no longer chain from a snapshot to its newest
+	// file (emptied or partly deleted underneath) cannot be continued
+	// either, even at the right TXID.
+	broken := rp.TXID > 0 && !restorable(&lv, rp.TXID)
+	moved := !boundary || rp.TXID > local.TXID || broken
 	if moved {
 		for _, e := range r.pending {
 			r.spool.release(e)
@@ -187,4 +191,27 @@ func (r *Replicator) removePartial(ctx context.Context) {
 	} else if n > 0 {
 		r.logger.Info("removed partial uploads a killed process left in the replica", "removed", n)
 	}
+}
+
+// restorable reports whether the listing has a chain of files from a
+// snapshot to txid (the chain compaction's plans follow).
+func restorable(lv *compact.Levels, txid ltx.TXID) bool {
+	plan := compact.LatestPlan(lv)
+	return len(plan) > 0 && plan[len(plan)-1].MaxTXID == txid
+}
+
+// recheck makes the uploader confirm the replica's position again before
+// its next upload: something it relied on is missing (a compaction input
+// was not found), so the replica may have been emptied or changed
+// underneath; confirm then finds out and owes a snapshot if so.
+func (r *Replicator) recheck(why error) {
+	r.mu.Lock()
+	was := r.confirmed
+	r.confirmed = false
+	r.notifyLocked()
+	r.mu.Unlock()
+	if was {
+		r.logger.Warn("a file the replica should hold is missing; checking the replica", "err", why)
+	}
+	poke(r.wake)
 }

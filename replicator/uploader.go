@@ -116,6 +116,9 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 		if batch == nil {
 			continue // dropped by a spool overflow meanwhile
 		}
+		if r.snapshotGone() {
+			continue // confirm again first: the replica was emptied underneath
+		}
 		threads.Background()
 		lastPut = time.Now()
 		r.mu.Lock()
@@ -227,4 +230,27 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 	r.mu.Unlock()
 	r.savePosition(replicated)
 	return nil
+}
+
+// snapshotGone reports, for a replica where checking is free (a local
+// directory), whether the newest snapshot the catalog knows has gone; if
+// so it makes the uploader confirm the replica again (recheck), which owes
+// a snapshot when the chain is broken.
+func (r *Replicator) snapshotGone() bool {
+	lc, ok := r.client.(replica.LocalChecker)
+	if !ok {
+		return false
+	}
+	lv, loaded := r.cat.levels()
+	snaps := lv[replica.SnapshotLevel]
+	if !loaded || len(snaps) == 0 {
+		return false
+	}
+	s := snaps[len(snaps)-1]
+	exists, err := lc.Exists(s.Level, s.MinTXID, s.MaxTXID)
+	if err != nil || exists {
+		return false
+	}
+	r.recheck(fmt.Errorf("%s is gone from %s", replica.LTXFilePath(s.Level, s.MinTXID, s.MaxTXID), r.client))
+	return true
 }

@@ -118,3 +118,39 @@ func TestExitWithoutClose(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicaEmptied: the replica directory (or only its snapshots)
+// deleted under a running owner. The next upload notices the newest
+// snapshot is gone, the replica is confirmed again, and a snapshot
+// follows: the litestream_sync after the deletion returns only once the
+// replica restores to the source (it returned at once, status ok, with a
+// replica that could never be restored: found by the attack).
+func TestReplicaEmptied(t *testing.T) {
+	for _, tc := range []struct{ name, rel string }{
+		{"Directory", ""},
+		{"Snapshots", "ltx/9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, db := newDB(t)
+			p := startC(t, db, dbURI(db), nil)
+			p.must("PRAGMA journal_mode=WAL; CREATE TABLE e(id INTEGER PRIMARY KEY, v BLOB);")
+			p.must(insertRows("e", 20, 500))
+			p.sync(20000)
+			if err := os.RemoveAll(filepath.Join(defaultReplica(db), tc.rel)); err != nil {
+				t.Fatal(err)
+			}
+			p.must(insertRows("e", 5, 500))
+			p.sync(20000)
+			if st := p.status(); st.State() != "ok" {
+				t.Errorf("status after the sync: %s", st)
+			}
+			verifyRestore(t, db, fileURL(defaultReplica(db)))
+			if r := p.close(); r.Code != 0 {
+				t.Fatalf("client exit\n%s", r)
+			}
+			if !strings.Contains(p.stderr.String(), "checking the replica") {
+				t.Errorf("no warning that the replica lost files:\n%s", tail(p.stderr.String(), 2000))
+			}
+		})
+	}
+}

@@ -24,6 +24,7 @@ const tmpSuffix = ".tmp"
 var (
 	_ replica.Client         = (*Client)(nil)
 	_ replica.PartialRemover = (*Client)(nil)
+	_ replica.LocalChecker   = (*Client)(nil)
 )
 
 // Client stores LTX files under a local directory. Safe for concurrent use.
@@ -358,4 +359,19 @@ func (c *Client) RemovePartial(ctx context.Context) (int, error) {
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// Exists reports whether the file at level covering [minTXID, maxTXID]
+// exists (a stat).
+func (c *Client) Exists(level int, minTXID, maxTXID ltx.TXID) (bool, error) {
+	path, err := c.ltxPath(level, minTXID, maxTXID)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("file: stat %s: %w", path, err)
+	}
+	return true, nil
 }
