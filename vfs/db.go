@@ -122,6 +122,12 @@ type DB struct {
 	pending   bool      // a snapshot is owed
 	stepped   bool      // a step completed since this process took over
 	pub       sharedPos // what the last completed step publishes
+	walSeen   walStamp  // the WAL when the last completed step began (foreign.go)
+
+	foreign         foreignCount // telling foreign transactions (foreign.go)
+	foreignTxns     int64        // transactions of writers without the extension
+	lastForeignAt   time.Time
+	lastForeignWarn time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -282,8 +288,20 @@ func (db *DB) loop(ctx context.Context) {
 		// A step reads everything committed before it starts: it serves
 		// the sync requests and covers the signals made so far.
 		req, seq, urgent := db.sh.u32(offSyncReq).Load(), db.sh.u32(offSeq).Load(), db.sh.u32(offUrgent).Load()
+		stamp, wasStepped := db.statWAL(), db.stepped
+		preA, preP := db.foreign.read(db)
 		err := db.step(ctx, ev)
 		db.publishStep(req, seq, err)
+		if err == nil {
+			db.mu.Lock()
+			db.walSeen = stamp
+			db.mu.Unlock()
+			if wasStepped {
+				db.foreign.step(db, db.batched)
+			} else {
+				db.foreign.reset(preA, preP) // what earlier processes left is not foreign
+			}
+		}
 		if db.logger.Enabled(ctx, slog.LevelDebug) {
 			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0))
 		}

@@ -34,6 +34,12 @@ type Status struct {
 	LastSnapshotAt   string `json:"last_snapshot_at,omitempty"`
 	LastCompactionAt string `json:"last_compaction_at,omitempty"`
 	CompactionError  string `json:"compaction_error,omitempty"`
+	// Commits found in the WAL that no extension announced (a writer
+	// without the extension), replicated; reported by the owner. An
+	// estimate: an announcement that comes more than 50 ms after its
+	// commit was captured is counted too.
+	ForeignTxns     int64  `json:"foreign_txns,omitempty"`
+	LastForeignTxAt string `json:"last_foreign_txn_at,omitempty"`
 }
 
 // Status returns the replication status. In the process that replicates
@@ -58,6 +64,7 @@ func (db *DB) ownerStatus(st Status, ev Events) Status {
 	db.mu.Lock()
 	reason, lastErr, lastErrAt, pending, errActive, stepped := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive, db.stepped
 	stepSeq := db.pub.StepSeq
+	st.ForeignTxns, st.LastForeignTxAt = db.foreignTxns, formatTime(db.lastForeignAt)
 	db.mu.Unlock()
 	rs := db.rep.Status()
 	st.LocalTXID, st.ReplicatedTXID = uint64(rs.LocalTXID), uint64(rs.ReplicatedTXID)
@@ -96,6 +103,11 @@ func (db *DB) ownerStatus(st Status, ev Events) Status {
 		st.State = StateBehind
 	case ev.Acked < ev.Announced || db.sh.u32(offSeq).Load() != stepSeq:
 		// A commit (of this process or another) not yet captured.
+		st.State = StateBehind
+	case ev != (Events{}) && db.walChanged():
+		// A writer without the extension announces nothing: the WAL
+		// changed since the last step began. (publish passes no events
+		// and skips this stat: it runs after every upload.)
 		st.State = StateBehind
 	default:
 		st.State = StateOK

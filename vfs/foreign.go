@@ -1,0 +1,126 @@
+package vfs
+
+import (
+	"os"
+	"sync"
+	"time"
+)
+
+// Writers without the extension. Their commits are announced by no shim:
+// the owner finds them in the WAL at its next step. Two things make that
+// step come sooner and say so: litestream_status() in the owner compares
+// the WAL file's size and modification time with what they were when the
+// last step began (one stat) and, if they changed, reports "behind" and
+// wakes the capture loop; and transactions a step captured that nobody
+// announced or signalled are counted as foreign and logged (once a minute
+// at most).
+
+// walStamp is what a stat of the WAL says of its last change.
+type walStamp struct {
+	size  int64
+	mtime time.Time
+	ok    bool
+}
+
+func (db *DB) statWAL() walStamp {
+	fi, err := os.Stat(db.cfg.Path + "-wal")
+	if err != nil {
+		return walStamp{}
+	}
+	return walStamp{size: fi.Size(), mtime: fi.ModTime(), ok: true}
+}
+
+// walChanged reports whether the WAL changed since the last completed step
+// began; if so it wakes the capture loop (status is asked: the answer
+// must not stay "ok" for commits no one announced).
+func (db *DB) walChanged() bool {
+	db.mu.Lock()
+	seen, stepped := db.walSeen, db.stepped
+	db.mu.Unlock()
+	if !stepped {
+		return false
+	}
+	if now := db.statWAL(); now != seen {
+		db.host.Notify()
+		return true
+	}
+	return false
+}
+
+// foreignCount tells captured transactions nobody announced from the
+// rest: every commit of an extension-loaded connection is announced by
+// this process's shim or published in the shared state's commit block by
+// another's. After each step, announcements and publications since the
+// last one minus the transactions captured: more announced than captured
+// is dropped (a snapshot covered them); fewer is judged 50 ms later, once
+// an announcement that came just after its commit was read has arrived.
+type foreignCount struct {
+	mu        sync.Mutex
+	announced uint64 // this process's announcements when last read
+	published uint32 // the shared commit block's seqlock when last read
+	balance   int64  // ≤ 0: captured transactions not yet matched
+	judge     *time.Timer
+}
+
+func (f *foreignCount) read(db *DB) (uint64, uint32) {
+	// Another process's shim publishes each commit under the commit
+	// block's seqlock: two increments per commit.
+	return db.host.Events().Announced, db.sh.u32(offCommitLock).Load() &^ 1
+}
+
+// account adds what was announced and published since the last read.
+func (f *foreignCount) account(db *DB) {
+	a, p := f.read(db)
+	f.balance += int64(a-f.announced) + int64((p-f.published)/2)
+	f.announced, f.published = a, p
+}
+
+// reset starts counting from counters read before the first step (a, p):
+// what that step captured is not foreign, and what was announced after
+// it began is matched by the steps that capture it.
+func (f *foreignCount) reset(a uint64, p uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.announced, f.published, f.balance = a, p, 0
+}
+
+// step accounts for a step that captured txns transactions.
+func (f *foreignCount) step(db *DB, txns int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.account(db)
+	f.balance -= int64(txns)
+	if f.balance >= 0 {
+		f.balance = 0
+		return
+	}
+	if f.judge == nil {
+		f.judge = time.AfterFunc(50*time.Millisecond, func() { f.verdict(db) })
+	}
+}
+
+// verdict counts as foreign what is still unmatched.
+func (f *foreignCount) verdict(db *DB) {
+	f.mu.Lock()
+	f.judge = nil
+	f.account(db)
+	n := -f.balance
+	f.balance = 0
+	f.mu.Unlock()
+	if n <= 0 {
+		return
+	}
+	db.mu.Lock()
+	db.foreignTxns += n
+	db.lastForeignAt = time.Now()
+	warn := db.lastForeignWarn.IsZero() || time.Since(db.lastForeignWarn) >= time.Minute
+	if warn {
+		db.lastForeignWarn = db.lastForeignAt
+	}
+	total := db.foreignTxns
+	db.mu.Unlock()
+	if warn {
+		db.logger.Warn("found commits of a writer without the extension; replicated them (load the extension in every writer: its commits then reach the replica at once)",
+			"txns", n, "foreign_txns_total", total)
+	}
+}
