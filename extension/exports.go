@@ -54,6 +54,10 @@ func main() {}
 func goLoaded(version C.int) {
 	defer func() { _ = recover() }()
 	sqliteVer = int(version)
+	for _, w := range config.LoadWarnings(os.LookupEnv) {
+		// Read once at load: a bad value cannot fail an open; say so.
+		fmt.Fprintf(os.Stderr, "litestream: %s\n", w)
+	}
 	if n := C.ls_batch_own_threads(); n >= 0 {
 		logger.Debug("replicator threads set to SCHED_BATCH", "threads", int(n))
 		threads.Enable() // and any later thread that runs replication work
@@ -84,7 +88,11 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C
 		*errOut = C.CString(msg)
 		return 1
 	}
-	cfg, err := config.Resolve(path, config.ParseParams(C.GoString(cparams)), os.LookupEnv)
+	params, err := config.ParseParams(C.GoString(cparams))
+	if err != nil {
+		return fail(err.Error())
+	}
+	cfg, err := config.Resolve(path, params, os.LookupEnv)
 	if err != nil {
 		return fail(err.Error())
 	}

@@ -154,3 +154,29 @@ func TestReplicaEmptied(t *testing.T) {
 		})
 	}
 }
+
+// TestBadParamsRefused: values the extension once took silently (an empty
+// value, a NUL, a parameter given twice, a replica at the filesystem root,
+// in the state directory or on /dev/null: found by the attack) fail the
+// open, named on stderr, and leave nothing behind.
+func TestBadParamsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, param, want string }{
+		{"EmptyReplica", "replica=", `"replica" is empty`},
+		{"NULReplica", "replica=%00", `"replica" is empty`},
+		{"Twice", "compaction=1s&compaction=2s", `"compaction" is given twice`},
+		{"Root", "replica=file:///", "is the filesystem root"},
+		{"StateDir", "replica=STATE", "is in the database's state directory"},
+		{"DevNull", "replica=/dev/null", "exists and is not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, db := newDB(t)
+			r := runC(t, dir, dbURI(db, strings.ReplaceAll(tc.param, "STATE", db+"-litestream")), []string{"SELECT 1;"}, nil)
+			if r.Code != 3 || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("want exit 3 naming %q\n%s", tc.want, r)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("a refused open left %d entries in the directory", len(ents))
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -228,6 +229,10 @@ func parseArgs(args []string) (config, error) {
 	fs.StringVar(&timestamp, "timestamp", "", "")
 	fs.IntVar(&cfg.parallelism, "parallelism", restore.DefaultParallelism, "")
 
+	if name := repeatedFlag(args, "o", "txid", "timestamp", "parallelism"); name != "" {
+		// The last would win without a word.
+		return config{}, fmt.Errorf("-%s given more than once", name)
+	}
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		return config{}, err
@@ -292,6 +297,28 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = rest[1:]
 	}
 	return positional, nil
+}
+
+// repeatedFlag returns the first of names given more than once in args
+// (before a "--"), as -name, --name, -name=v or --name=v.
+func repeatedFlag(args []string, names ...string) string {
+	seen := map[string]bool{}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if slices.Contains(names, name) {
+			if seen[name] {
+				return name
+			}
+			seen[name] = true
+		}
+	}
+	return ""
 }
 
 // parseTXID accepts decimal, 0x-prefixed hex, or exactly 16 hex digits

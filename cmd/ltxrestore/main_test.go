@@ -274,6 +274,7 @@ func TestCLI(t *testing.T) {
 		{"NegativeTXID", func(out string) []string { return []string{"-txid", "-1", "-o", out, fx.dir} }, false, 2, 0, []string{"invalid -txid"}, 0},
 		// Each of these restored the latest state with exit 0.
 		{"ZeroTXID", func(out string) []string { return []string{"-txid", "0", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid "0": TXIDs start at 1`}, 0},
+		{"RepeatedTXID", func(out string) []string { return []string{"-txid", "3", "-txid=4", "-o", out, fx.dir} }, false, 2, 0, []string{"-txid given more than once"}, 0},
 		{"ZeroHexTXID", func(out string) []string { return []string{"-txid", "0x0", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid "0x0": TXIDs start at 1`}, 0},
 		{"EmptyTXID", func(out string) []string { return []string{"-txid", "", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -txid ""`}, 0},
 		{"EmptyTimestamp", func(out string) []string { return []string{"-timestamp", "", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -timestamp ""`}, 0},

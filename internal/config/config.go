@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/replica/file"
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
 	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 )
@@ -67,6 +70,11 @@ var ownParams = map[string]bool{
 func Resolve(path string, params map[string]string, getenv Getenv) (Settings, error) {
 	s3opts := url.Values{}
 	for _, k := range sortedKeys(params) {
+		if (ownParams[k] || slices.Contains(replicaurl.S3Params(), k)) && params[k] == "" {
+			// Likely a mistake (or a NUL): the default or the environment
+			// would apply without a word.
+			return Settings{}, fmt.Errorf("URI parameter %q is empty: give it a value or leave it out: %w", k, ErrInvalid)
+		}
 		switch {
 		case sqliteURIParams[k], ownParams[k]:
 		case slices.Contains(replicaurl.S3Params(), k):
@@ -78,6 +86,9 @@ func Resolve(path string, params map[string]string, getenv Getenv) (Settings, er
 	var st Settings
 	var err error
 	if st.Replica, st.Source, st.Client, err = replicaURL(path, params, s3opts, getenv); err != nil {
+		return Settings{}, err
+	}
+	if err := checkReplicaDir(path, st.Source, st.Client); err != nil {
 		return Settings{}, err
 	}
 	if st.MaxPutsPerSecond, err = putRate(params, getenv, st.Client); err != nil {
@@ -159,6 +170,40 @@ func compaction(params map[string]string, getenv Getenv) (compact.Config, error)
 		cfg.SnapshotMaxRatio = v
 	}
 	return cfg, nil
+}
+
+// checkReplicaDir refuses a directory replica that would overwrite or mix
+// with the database's own files: the filesystem root, the database or its
+// -wal, -shm or -journal file, the state directory or a directory inside
+// it, or an existing path that is not a directory.
+func checkReplicaDir(path, source string, c replica.Client) error {
+	fc, ok := c.(*file.Client)
+	if !ok {
+		return nil
+	}
+	dir, err := filepath.Abs(fc.Dir())
+	if err != nil {
+		return nil // checked again when the replica is written
+	}
+	db, _ := filepath.Abs(path)
+	state := db + "-litestream"
+	why := ""
+	switch {
+	case dir == filepath.Dir(dir):
+		why = "is the filesystem root"
+	case dir == db || dir == db+"-wal" || dir == db+"-shm" || dir == db+"-journal":
+		why = "is the database's own file"
+	case dir == state || strings.HasPrefix(dir, state+string(filepath.Separator)):
+		why = "is in the database's state directory " + state
+	default:
+		if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+			why = "exists and is not a directory"
+		}
+	}
+	if why != "" {
+		return fmt.Errorf("%s: replica directory %s %s: %w", source, dir, why, ErrInvalid)
+	}
+	return nil
 }
 
 // setting returns the URI parameter param, else the environment variable
@@ -267,17 +312,21 @@ func ExitFlush(getenv Getenv) (time.Duration, error) {
 }
 
 // ParseParams splits the shim's "key\x1fvalue\x1e" records of the URI
-// parameters.
-func ParseParams(s string) map[string]string {
+// parameters. A parameter given twice is refused (SQLite would see the
+// first, a reader of the URI perhaps the last).
+func ParseParams(s string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, rec := range strings.Split(s, "\x1e") {
 		if rec == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(rec, "\x1f")
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("URI parameter %q is given twice: %w", k, ErrInvalid)
+		}
 		out[k] = v
 	}
-	return out
+	return out, nil
 }
 
 // Redact drops user info from a URL for messages.
@@ -296,4 +345,30 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// LoadWarnings checks the environment variables read once when the
+// extension loads (they cannot fail an open) and returns a message for
+// each value that is ignored, naming the variable and what applies.
+func LoadWarnings(getenv Getenv) []string {
+	var out []string
+	check := func(name string, ok func(string) bool, what string) {
+		if v, set := getenv(name); set && v != "" && !ok(v) {
+			out = append(out, fmt.Sprintf("%s: %q is not %s; ignored", name, v, what))
+		}
+	}
+	zeroOrOne := func(v string) bool { return v == "0" || v == "1" }
+	check("LITESTREAM_LOG_LEVEL", func(v string) bool {
+		return slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v))
+	}, "debug, info, warn or error (warn applies)")
+	check("LITESTREAM_GATE_TIMEOUT_MS", func(v string) bool {
+		n, err := strconv.Atoi(v)
+		return err == nil && n > 0
+	}, "a positive number of milliseconds (30000 applies)")
+	check("LITESTREAM_BATCH_THREADS", zeroOrOne, "0 or 1 (1 applies)")
+	check("LITESTREAM_VFS_DEFAULT", zeroOrOne, "0 or 1 (0 applies: litestream is not the default VFS)")
+	if _, err := ExitFlush(getenv); err != nil {
+		out = append(out, err.Error()+"; the default applies")
+	}
+	return out
 }

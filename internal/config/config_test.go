@@ -37,8 +37,16 @@ func TestResolve(t *testing.T) {
 			client: "file:///backups/app", want: Settings{Replica: "file:///backups/app", Source: "URI parameter replica", Checksums: true}},
 		{name: "ReplicaEnv", env: env("LITESTREAM_REPLICA_URL", "/backups/env"),
 			client: "file:///backups/env", want: Settings{Replica: "/backups/env", Source: "LITESTREAM_REPLICA_URL", Checksums: true}},
-		{name: "EmptyReplicaParamIsDefault", params: map[string]string{"replica": ""}, env: env(),
-			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true}},
+		// An empty value of the extension's own parameters is refused: it
+		// silently fell back to the default, ignoring LITESTREAM_REPLICA_URL.
+		{name: "EmptyReplicaParam", params: map[string]string{"replica": ""}, env: env("LITESTREAM_REPLICA_URL", "/backups/env"), wantErr: `URI parameter "replica" is empty`},
+		{name: "EmptyCompactionParam", params: map[string]string{"compaction": ""}, env: env(), wantErr: `URI parameter "compaction" is empty`},
+		{name: "EmptyS3Option", params: map[string]string{"replica": "s3://b/db", "endpoint": ""}, env: env(), wantErr: `URI parameter "endpoint" is empty`},
+		{name: "ReplicaIsRoot", params: map[string]string{"replica": "file:///"}, env: env(), wantErr: "is the filesystem root"},
+		{name: "ReplicaIsTheDatabase", params: map[string]string{"replica": "/data/app.db"}, env: env(), wantErr: "is the database's own file"},
+		{name: "ReplicaIsTheWAL", env: env("LITESTREAM_REPLICA_URL", "/data/app.db-wal"), wantErr: "LITESTREAM_REPLICA_URL: replica directory /data/app.db-wal is the database's own file"},
+		{name: "ReplicaInStateDir", params: map[string]string{"replica": "file:///data/app.db-litestream/r"}, env: env(), wantErr: "is in the database's state directory"},
+		{name: "ReplicaIsAFile", params: map[string]string{"replica": "/dev/null"}, env: env(), wantErr: "exists and is not a directory"},
 		{name: "S3DefaultPutRate", params: map[string]string{"replica": "s3://bucket/db", "endpoint": "http://127.0.0.1:9000"}, env: env(),
 			client: "s3://bucket/db?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=us-east-1",
 			want:   Settings{Replica: "s3://bucket/db?endpoint=http%3A%2F%2F127.0.0.1%3A9000", Source: "URI parameter replica", MaxPutsPerSecond: DefaultS3PutRate, Checksums: true}},
@@ -164,7 +172,13 @@ func TestExitFlush(t *testing.T) {
 }
 
 func TestParseParams(t *testing.T) {
-	got := ParseParams("vfs\x1flitestream\x1ereplica\x1fs3://b/p\x1e\x1eflag\x1e")
+	got, err := ParseParams("vfs\x1flitestream\x1ereplica\x1fs3://b/p\x1e\x1eflag\x1e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseParams("compaction\x1f1s\x1ecompaction\x1f2s"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"compaction" is given twice`) {
+		t.Errorf("a parameter given twice: %v, want a refusal naming it", err)
+	}
 	want := map[string]string{"vfs": "litestream", "replica": "s3://b/p", "flag": ""}
 	if len(got) != len(want) {
 		t.Fatalf("ParseParams = %q, want %q", got, want)
@@ -183,9 +197,41 @@ func FuzzResolve(f *testing.F) {
 	f.Add("max-puts-per-second\x1f1e400\x1espool-max-bytes\x1f9", "file:///x")
 	f.Add("checksums\x1fFALSE\x1ereplica\x1f%zz", "s3://")
 	f.Fuzz(func(t *testing.T, params, envReplica string) {
-		_, err := Resolve("/db/app.db", ParseParams(params), env("LITESTREAM_REPLICA_URL", envReplica))
+		p, err := ParseParams(params)
+		if err == nil {
+			_, err = Resolve("/db/app.db", p, env("LITESTREAM_REPLICA_URL", envReplica))
+		}
 		if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, replica.ErrInvalidURL) {
 			t.Fatalf("error %v wraps neither ErrInvalid nor replica.ErrInvalidURL", err)
 		}
 	})
+}
+
+func TestLoadWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  Getenv
+		want []string // substrings, one per warning
+	}{
+		{"None", env(), nil},
+		{"Valid", env("LITESTREAM_LOG_LEVEL", "DEBUG", "LITESTREAM_GATE_TIMEOUT_MS", "500", "LITESTREAM_BATCH_THREADS", "0", "LITESTREAM_VFS_DEFAULT", "1", "LITESTREAM_EXIT_FLUSH_MS", "0"), nil},
+		{"LogLevel", env("LITESTREAM_LOG_LEVEL", "bogus"), []string{`LITESTREAM_LOG_LEVEL: "bogus" is not debug, info, warn or error`}},
+		{"GateTimeout", env("LITESTREAM_GATE_TIMEOUT_MS", "-1"), []string{`LITESTREAM_GATE_TIMEOUT_MS: "-1" is not a positive number`}},
+		{"GateTimeoutText", env("LITESTREAM_GATE_TIMEOUT_MS", "abc"), []string{`"abc"`}},
+		{"BatchThreads", env("LITESTREAM_BATCH_THREADS", "7"), []string{`LITESTREAM_BATCH_THREADS: "7" is not 0 or 1`}},
+		{"VFSDefault", env("LITESTREAM_VFS_DEFAULT", "yes"), []string{`LITESTREAM_VFS_DEFAULT: "yes" is not 0 or 1`}},
+		{"ExitFlush", env("LITESTREAM_EXIT_FLUSH_MS", "abc"), []string{"LITESTREAM_EXIT_FLUSH_MS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := LoadWarnings(tc.env)
+			if len(got) != len(tc.want) {
+				t.Fatalf("warnings %q, want %d", got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("warning %q, want it to contain %q", got[i], w)
+				}
+			}
+		})
+	}
 }
