@@ -141,6 +141,17 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	// either, even at the right TXID.
 	broken := rp.TXID > 0 && !restorable(&lv, rp.TXID)
 	moved := !boundary || rp.TXID > local.TXID || broken
+	if moved && (rp.TXID == 0 || broken) {
+		// An empty or broken replica behind a snapshot in the spool: that
+		// snapshot starts the chain again; what precedes it is dropped.
+		if i := slices.IndexFunc(r.pending, func(e *spoolEntry) bool { return e.MinTXID == 1 && e.MaxTXID > rp.TXID }); i >= 0 {
+			for _, e := range r.pending[:i] {
+				r.spool.release(e)
+			}
+			r.pending = slices.Delete(r.pending, 0, i)
+			moved = false
+		}
+	}
 	if moved {
 		for _, e := range r.pending {
 			r.spool.release(e)
