@@ -103,3 +103,44 @@ func TestLatestPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestLitestreamCompactedReplica: a replica laid out as Litestream 0.5
+// leaves it (one level-0 file per second of sync, level-1 files per 30 s
+// window, a snapshot read from the database at a TXID inside a level-1
+// file) is continued correctly: compaction goes on from level 1's end,
+// level-0 files expire by level-1 file except those a snapshot inside it
+// needs (kept while that snapshot is), and the latest plan starts at the
+// newest snapshot.
+func TestLitestreamCompactedReplica(t *testing.T) {
+	var items []string
+	for txid := 1; txid <= 120; txid++ {
+		items = append(items, fmt.Sprintf("0:%d-%d@%ds", txid, txid, txid))
+	}
+	items = append(items, "1:1-30@30s", "1:31-60@60s", "1:61-90@90s", "9:1-1@0s", "9:1-45@45s")
+	l := lv(t, items...)
+	cfg := Defaults()
+
+	job, ok, _ := Next(cfg, l, at(t, "121s"))
+	if !ok || job.Level != 1 || job.MinTXID() != 91 || job.MaxTXID() != 120 {
+		t.Errorf("next compaction %v (ok %v), want level 1 from TXID 91 to 120", describe(job), ok)
+	}
+	exp, _ := L0Expired(cfg, l, at(t, "400s"))
+	var want []string
+	// 1-30 stay while the snapshot at TXID 1 does (its chain needs 2-30:
+	// no level-1 file starts at 2), 31-60 while the one at 45 does.
+	for txid := 61; txid <= 90; txid++ {
+		want = append(want, fmt.Sprintf("0:%d-%d", txid, txid))
+	}
+	if got := names(exp); got != strings.Join(want, " ") {
+		t.Errorf("expired %q,\nwant %q", got, strings.Join(want, " "))
+	}
+	// Once retention removed the older snapshots, their groups go too.
+	cfg.Retention = time.Minute
+	if exp, _ := RetentionExpired(cfg, l, at(t, "400s")); names(exp) == "" || !strings.HasPrefix(names(exp), "9:1-1") {
+		t.Errorf("retention at 400 s expired %q, want the snapshot at 1 first", names(exp))
+	}
+	plan := LatestPlan(l)
+	if len(plan) == 0 || plan[0].MaxTXID != 45 || plan[len(plan)-1].MaxTXID != 120 {
+		t.Fatalf("latest plan %q, want the snapshot at 45 to TXID 120", names(plan))
+	}
+}
