@@ -48,7 +48,7 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 		start := time.Now()
 		r.mu.Lock()
 		batch := r.queue
-		r.queue = nil
+		r.queue, r.syncing = nil, batch
 		r.mu.Unlock()
 
 		var keep []*spoolEntry
@@ -69,6 +69,7 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 		}
 		p.done(start, txnCount(batch), time.Since(start))
 		r.mu.Lock()
+		r.syncing = nil
 		for _, e := range keep {
 			if e.epoch != r.epoch || (r.confirmed && e.MaxTXID <= r.replicated.TXID) {
 				r.spool.release(e) // dropped by confirm meanwhile, or already in the replica

@@ -141,16 +141,10 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	// either, even at the right TXID.
 	broken := rp.TXID > 0 && !restorable(&lv, rp.TXID)
 	moved := !boundary || rp.TXID > local.TXID || broken
-	if moved && (rp.TXID == 0 || broken) {
+	if moved && (rp.TXID == 0 || broken) && r.restartFromSnapshotLocked(rp.TXID) {
 		// An empty or broken replica behind a snapshot in the spool: that
-		// snapshot starts the chain again; what precedes it is dropped.
-		if i := slices.IndexFunc(r.pending, func(e *spoolEntry) bool { return e.MinTXID == 1 && e.MaxTXID > rp.TXID }); i >= 0 {
-			for _, e := range r.pending[:i] {
-				r.spool.release(e)
-			}
-			r.pending = slices.Delete(r.pending, 0, i)
-			moved = false
-		}
+		// snapshot starts the chain again.
+		moved = false
 	}
 	if moved {
 		for _, e := range r.pending {
@@ -185,6 +179,47 @@ func (r *Replicator) confirm(ctx context.Context) error {
 			fmt.Errorf("replica at TXID %d, local position TXID %d", rp.TXID, local.TXID))
 	}
 	return nil
+}
+
+// restartFromSnapshotLocked looks for a snapshot past txid among the files
+// captured but not uploaded, in order: durable (pending), being made
+// durable by the committer (syncing) or still written only (queue). If it
+// finds one, what precedes it is dropped (released, or for the committer's
+// batch left in an older epoch, which it releases) and it reports true.
+// Caller holds r.mu.
+func (r *Replicator) restartFromSnapshotLocked(txid ltx.TXID) bool {
+	isSnap := func(e *spoolEntry) bool { return e.MinTXID == 1 && e.MaxTXID > txid }
+	if i := slices.IndexFunc(r.pending, isSnap); i >= 0 {
+		for _, e := range r.pending[:i] {
+			r.spool.release(e)
+		}
+		r.pending = slices.Delete(r.pending, 0, i)
+		return true
+	}
+	inSync := slices.IndexFunc(r.syncing, isSnap)
+	inQueue := slices.IndexFunc(r.queue, isSnap)
+	if inSync < 0 && inQueue < 0 {
+		return false
+	}
+	for _, e := range r.pending {
+		r.spool.release(e)
+	}
+	r.pending = nil
+	r.epoch++
+	if inSync >= 0 {
+		for _, e := range r.syncing[inSync:] {
+			e.epoch = r.epoch
+		}
+	} else {
+		for _, e := range r.queue[:inQueue] {
+			r.spool.release(e)
+		}
+		r.queue = slices.Delete(r.queue, 0, inQueue)
+	}
+	for _, e := range r.queue {
+		e.epoch = r.epoch
+	}
+	return true
 }
 
 // removePartial removes what uploads of a killed owner left in the replica

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -193,4 +194,69 @@ func countFiles(t *testing.T, c replica.Client, level int) int {
 		t.Fatal(err)
 	}
 	return len(infos)
+}
+
+// TestConfirmKeepsUnsyncedSnapshot: an empty replica behind a snapshot the
+// committer has not made durable yet (still queued, or in the batch being
+// synced) continues from that snapshot; confirm dropped it when it looked
+// only at the durable files, and the snapshot the owner had just taken was
+// lost (TestReplicatorSpoolOverflow failed so under load).
+func TestConfirmKeepsUnsyncedSnapshot(t *testing.T) {
+	for _, where := range []string{"queue", "syncing"} {
+		t.Run(where, func(t *testing.T) {
+			dir := t.TempDir()
+			repDir := filepath.Join(dir, "replica")
+			m := newModel(512, 4, 3)
+			first := openWith(t, file.NewClient(repDir), filepath.Join(dir, "spool"))
+			txid, err := first.Snapshot(512, m.commit(), m.read, nil, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitReplicated(t, first, txid)
+			if err := first.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(repDir); err != nil { // emptied underneath
+				t.Fatal(err)
+			}
+
+			r := New(file.NewClient(repDir), Options{
+				SpoolDir: filepath.Join(dir, "spool"),
+				Logger:   slog.New(slog.DiscardHandler),
+			})
+			ctx := context.Background()
+			if err := r.Open(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			// Not started: the committer does not run, so what is
+			// captured stays queued.
+			if _, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			txid, err = r.Append(1, 512, m.commit(), m.change(2), m.read, nil, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			if where == "syncing" {
+				r.queue, r.syncing = nil, r.queue
+			}
+			r.mu.Unlock()
+			if err := r.confirm(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			var kept []ltx.TXID
+			for _, e := range append(r.syncing, r.queue...) {
+				if e.epoch == r.epoch {
+					kept = append(kept, e.MaxTXID)
+				}
+			}
+			r.mu.Unlock()
+			if !r.Initialized() || len(kept) != 2 || kept[1] != txid {
+				t.Fatalf("after confirm on an empty replica: initialized %v, kept %v; want the snapshot and TXID %d", r.Initialized(), kept, txid)
+			}
+		})
+	}
 }

@@ -76,6 +76,7 @@ type Replicator struct {
 	durable    ltx.Pos       // last position durable in the spool
 	replicated ltx.Pos       // last position in the replica
 	queue      []*spoolEntry // written, waiting for fsync and rename
+	syncing    []*spoolEntry // taken from queue by the committer, being made durable
 	pending    []*spoolEntry // durable in the spool, waiting for upload
 	lastErr    error
 	lastErrAt  time.Time
