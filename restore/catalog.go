@@ -1,10 +1,12 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -75,25 +77,18 @@ type Point struct {
 	File string
 }
 
-// restorable returns the TXIDs Plan accepts as a target, ascending: those
-// that end a file at some level and are not older than the oldest snapshot
-// (nothing before it can be rebuilt). For each it returns the file ending
-// there at the lowest level, whose header carries the commit time (a
-// level-0 file records the transaction itself; compacted files and
-// snapshots are written later).
+// restorable returns the TXIDs a restore can reach, ascending: those that
+// end a file a chain from a snapshot reaches (a snapshot's end, or the end
+// of a file that starts right after a reachable TXID). For each it returns
+// the file ending there at the lowest level, whose header carries the
+// commit time (a level-0 file records the transaction itself; compacted
+// files and snapshots are written later). Ends behind a gap are left out
+// (see Unreachable): Plan would refuse them.
 func restorable(files []*ltx.FileInfo) []*ltx.FileInfo {
-	var oldest ltx.TXID
-	for _, f := range files {
-		if f.MinTXID == 1 && (oldest == 0 || f.MaxTXID < oldest) {
-			oldest = f.MaxTXID
-		}
-	}
-	if oldest == 0 {
-		return nil
-	}
+	reach := Reachable(files)
 	byTXID := make(map[ltx.TXID]*ltx.FileInfo)
 	for _, f := range files {
-		if f.MaxTXID < oldest {
+		if !reach[f.MaxTXID] {
 			continue
 		}
 		if g := byTXID[f.MaxTXID]; g == nil || f.Level < g.Level {
@@ -106,6 +101,65 @@ func restorable(files []*ltx.FileInfo) []*ltx.FileInfo {
 	}
 	sort.Slice(ends, func(i, j int) bool { return ends[i].MaxTXID < ends[j].MaxTXID })
 	return ends
+}
+
+// Reachable returns the set of TXIDs a chain of files from a snapshot
+// reaches: every snapshot's end, and the end of every file that starts
+// right after a reachable TXID. A file's start precedes its end, so files
+// taken by ascending end see every TXID they continue from settled.
+func Reachable(files []*ltx.FileInfo) map[ltx.TXID]bool {
+	byEnd := slices.Clone(files)
+	slices.SortFunc(byEnd, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MaxTXID, b.MaxTXID) })
+	reach := make(map[ltx.TXID]bool)
+	for _, f := range byEnd {
+		if f.MinTXID == 1 || reach[f.MinTXID-1] {
+			reach[f.MaxTXID] = true
+		}
+	}
+	return reach
+}
+
+// Unreachable describes the runs of file ends after the oldest snapshot of
+// files (as ListFiles returns them) that no chain from a snapshot reaches:
+// a hole in the replica, points in time a file ends at but a restore
+// refuses. Each run reads "txids A-B (a-b): ... (it stops at R)".
+func Unreachable(files []*ltx.FileInfo) []string {
+	reach := Reachable(files)
+	var oldest ltx.TXID
+	ends := make([]ltx.TXID, 0, len(files))
+	for _, f := range files {
+		if f.MinTXID == 1 && (oldest == 0 || f.MaxTXID < oldest) {
+			oldest = f.MaxTXID
+		}
+		ends = append(ends, f.MaxTXID)
+	}
+	if oldest == 0 {
+		return nil
+	}
+	slices.Sort(ends)
+	ends = slices.Compact(ends)
+	var runs []string
+	var from, to, last ltx.TXID // the open run, and the last reachable end before it
+	flush := func() {
+		if from != 0 {
+			runs = append(runs, fmt.Sprintf("txids %s-%s (%d-%d): no chain from a snapshot reaches them (it stops at %s)", from, to, from, to, last))
+		}
+		from = 0
+	}
+	for _, e := range ends {
+		switch {
+		case e < oldest:
+		case reach[e]:
+			flush()
+			last = e
+		case from == 0:
+			from, to = e, e
+		default:
+			to = e
+		}
+	}
+	flush()
+	return runs
 }
 
 // point reads the commit time of the TXID that f ends.

@@ -129,3 +129,56 @@ func TestPlanLongChain(t *testing.T) {
 		t.Fatalf("plan ends at %d, want %d", got[len(got)-1].MaxTXID, n)
 	}
 }
+
+// TestReachable: the restorable points are the file ends a chain from a
+// snapshot reaches, exactly the targets Plan accepts; the rest after the
+// oldest snapshot are reported as unreachable runs.
+func TestReachable(t *testing.T) {
+	tests := []struct {
+		name        string
+		files       []*ltx.FileInfo
+		ends        string // restorable ends
+		unreachable []string
+	}{
+		{name: "Whole", files: join([]*ltx.FileInfo{f(9, 1, 10)}, l0(11, 13)), ends: "10 11 12 13"},
+		{
+			name:  "LevelOneGone", // its level-0 files expired, then it went
+			files: join([]*ltx.FileInfo{f(9, 1, 10)}, l0(21, 25)), ends: "10",
+			unreachable: []string{"txids 0000000000000015-0000000000000019 (21-25): no chain from a snapshot reaches them (it stops at 000000000000000a)"},
+		},
+		{
+			name:  "HoleHealedBySnapshot",
+			files: join([]*ltx.FileInfo{f(9, 1, 10), f(9, 1, 15)}, l0(11, 12), l0(14, 16)), ends: "10 11 12 15 16",
+			unreachable: []string{"txids 000000000000000e-000000000000000e (14-14): no chain from a snapshot reaches them (it stops at 000000000000000c)"},
+		},
+		{
+			name:  "BeforeOldestSnapshotIgnored",
+			files: join(l0(2, 4), []*ltx.FileInfo{f(9, 1, 5)}, l0(6, 6)), ends: "5 6",
+		},
+		{name: "NoSnapshot", files: l0(2, 4), ends: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ends []string
+			for _, e := range restorable(tt.files) {
+				ends = append(ends, fmt.Sprint(uint64(e.MaxTXID)))
+			}
+			if got := strings.Join(ends, " "); got != tt.ends {
+				t.Errorf("restorable ends %q, want %q", got, tt.ends)
+			}
+			if got := Unreachable(tt.files); fmt.Sprint(got) != fmt.Sprint(tt.unreachable) {
+				t.Errorf("Unreachable\n got %q\nwant %q", got, tt.unreachable)
+			}
+			reach := Reachable(tt.files)
+			for _, fi := range tt.files {
+				_, err := plan("test", tt.files, fi.MaxTXID)
+				if oldest := restorable(tt.files); len(oldest) > 0 && fi.MaxTXID < oldest[0].MaxTXID {
+					continue // before the oldest snapshot: refused for that
+				}
+				if (err == nil) != reach[fi.MaxTXID] {
+					t.Errorf("Plan(%d): %v, but reachable %v", fi.MaxTXID, err, reach[fi.MaxTXID])
+				}
+			}
+		})
+	}
+}

@@ -33,6 +33,11 @@ type Report struct {
 	// than the snapshot level). A gap that the chain to LatestTXID does not
 	// need (a snapshot was written after it) is not a problem.
 	Gaps []string
+	// Unreachable describes the file ends after the oldest snapshot that
+	// no chain from a snapshot reaches (see Unreachable): points in time
+	// the replica lists but cannot restore. Not a problem for a restore of
+	// LatestTXID, but a replicator must never leave one.
+	Unreachable []string
 	// NoChecksum lists the files along Chain whose checksum continuity
 	// was not checked because they, or the file before them, carry
 	// ltx.HeaderFlagNoChecksum.
@@ -83,6 +88,7 @@ func VerifyReplica(ctx context.Context, client replica.Client) (*Report, error) 
 		}
 	}
 	r.Gaps = levelGaps(files)
+	r.Unreachable = Unreachable(files)
 
 	chain, err := plan(client.String(), files, 0)
 	if err != nil {

@@ -49,6 +49,9 @@ type lsOutput struct {
 	Restorable *lsRestorable `json:"restorable"` // null if nothing is restorable
 	// Granularity: which points can be restored, by age, newest first.
 	Granularity []lsSpan `json:"granularity,omitempty"`
+	// Unreachable: runs of file ends no chain from a snapshot reaches
+	// (restore.Unreachable); they count in no span.
+	Unreachable []string `json:"unreachable,omitempty"`
 }
 
 // lsSpan is a run of TXIDs whose restorable points are the ends of the
@@ -66,7 +69,7 @@ type lsSpan struct {
 // present: level 0 files reach back to the oldest of them, level 1 files
 // before that, and so on (compaction keeps level-0 files only for
 // l0-retention, higher levels for retention).
-func granularity(files []lsFile, r *lsRestorable) []lsSpan {
+func granularity(files []lsFile, r *lsRestorable, reach map[ltx.TXID]bool) []lsSpan {
 	if r == nil {
 		return nil
 	}
@@ -84,7 +87,7 @@ func granularity(files []lsFile, r *lsRestorable) []lsSpan {
 		}
 		sp := lsSpan{Level: level, FirstTXID: max(start-1, r.FirstTXID)}
 		for _, f := range files {
-			if f.Level != level || f.MaxTXID < sp.FirstTXID || f.MaxTXID > end {
+			if f.Level != level || f.MaxTXID < sp.FirstTXID || f.MaxTXID > end || !reach[ltx.TXID(f.MaxTXID)] {
 				continue
 			}
 			sp.Points++
@@ -158,7 +161,8 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	out.Granularity = granularity(out.Files, out.Restorable)
+	out.Granularity = granularity(out.Files, out.Restorable, restore.Reachable(infos))
+	out.Unreachable = restore.Unreachable(infos)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -199,6 +203,9 @@ func printLsTable(w io.Writer, out lsOutput) {
 	for _, sp := range out.Granularity {
 		fmt.Fprintf(w, "  %d points at the ends of level-%d files: txid %d (%s) to txid %d (%s)\n",
 			sp.Points, sp.Level, sp.FirstTXID, sp.FirstTime, sp.LastTXID, sp.LastTime)
+	}
+	for _, u := range out.Unreachable {
+		fmt.Fprintf(w, "unreachable: %s\n", u)
 	}
 }
 

@@ -33,6 +33,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	for _, g := range r.Gaps {
 		fmt.Fprintf(stdout, "gap: %s\n", g)
 	}
+	for _, u := range r.Unreachable {
+		fmt.Fprintf(stdout, "unreachable: %s\n", u)
+	}
 	for _, name := range r.NoChecksum {
 		fmt.Fprintf(stdout, "skipped: %s: no checksums (HeaderFlagNoChecksum) here or before it; continuity not checked\n", name)
 	}
