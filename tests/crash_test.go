@@ -203,12 +203,14 @@ func checkCommittedPrefix(t *testing.T, round int, db, replica string, acked int
 }
 
 // requireChain requires `ltxrestore verify` to find the replica's TXID
-// chain whole.
+// chain whole, and every point after the oldest snapshot reachable (no
+// compaction or expiry left a hole).
 func requireChain(t *testing.T, replica string) {
 	t.Helper()
 	r := runCmd(t, filepath.Dir(replica), nil, nil, ltxrestorePath, "verify", fileURL(replica))
-	if r.Code != 0 || !strings.Contains(r.Stdout, "ok") {
-		t.Fatalf("ltxrestore verify %s\n%s", replica, r)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ok") || strings.Contains(r.Stdout, "unreachable:") {
+		ls := runCmd(t, filepath.Dir(replica), nil, nil, ltxrestorePath, "ls", fileURL(replica))
+		t.Fatalf("ltxrestore verify %s\n%s\nls:\n%s", replica, r, ls.Stdout)
 	}
 }
 

@@ -197,7 +197,9 @@ func covering(files []*ltx.FileInfo, f *ltx.FileInfo) *ltx.FileInfo {
 // inside that level-1 file, before them (restoring from it reads the
 // level-0 files after it up to the level-1 file's end; no level-1 file
 // starts right after it). With compaction off nothing expires. The next time one
-// expires is returned too (zero if none is pending).
+// expires is returned too (zero if none is pending). The files are in the
+// order to delete them: cut short after any of them, what remains still
+// restores every point a file ends at.
 func L0Expired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.FileInfo, next time.Time) {
 	if len(cfg.Intervals) == 0 {
 		return nil, time.Time{}
@@ -229,7 +231,14 @@ func L0Expired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.FileInfo, 
 		}
 		at := newestIn[c].Add(cfg.L0Retention)
 		if !at.After(now) {
-			expired = append(expired, groups[c]...)
+			// Newest first: a deletion cut short (a killed owner, a
+			// failed request) leaves a prefix of the group, whose ends
+			// a restore still reaches from the level-1 file before it.
+			// Oldest first left ends behind a hole, listed but refused.
+			g := groups[c]
+			for i := len(g) - 1; i >= 0; i-- {
+				expired = append(expired, g[i])
+			}
 		} else if next.IsZero() || at.Before(next) {
 			next = at
 		}

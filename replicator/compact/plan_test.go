@@ -2,11 +2,14 @@ package compact
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/restore"
 )
 
 var t0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
@@ -127,14 +130,47 @@ func runExpiry(t *testing.T, cases []expiryCase, fn func(Config, *Levels, time.T
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			exp, next := fn(tc.cfg, lv(t, tc.files...), at(t, tc.now))
+			l := lv(t, tc.files...)
+			exp, next := fn(tc.cfg, l, at(t, tc.now))
 			if got := names(exp); got != tc.expired {
 				t.Errorf("expired %q, want %q", got, tc.expired)
 			}
+			requireCutShortSafe(t, l, exp)
 			if want := atOrZero(t, tc.next); !next.Equal(want) {
 				t.Errorf("next %v, want %v", next, want)
 			}
 		})
+	}
+}
+
+// requireCutShortSafe requires that deleting expired in order, cut short
+// after any file (a killed owner), leaves no file end that a chain from a
+// snapshot reached before unreachable.
+func requireCutShortSafe(t *testing.T, l *Levels, expired []*ltx.FileInfo) {
+	t.Helper()
+	var all []*ltx.FileInfo
+	for _, files := range l {
+		all = append(all, files...)
+	}
+	before := restore.Reachable(all)
+	for n := 1; n <= len(expired); n++ {
+		gone := make(map[*ltx.FileInfo]bool)
+		for _, f := range expired[:n] {
+			gone[f] = true
+		}
+		left := slices.DeleteFunc(slices.Clone(all), func(f *ltx.FileInfo) bool { return gone[f] })
+		after := restore.Reachable(left)
+		var oldest ltx.TXID
+		for _, f := range left {
+			if f.MinTXID == 1 && (oldest == 0 || f.MaxTXID < oldest) {
+				oldest = f.MaxTXID
+			}
+		}
+		for _, f := range left {
+			if f.MaxTXID >= oldest && before[f.MaxTXID] && !after[f.MaxTXID] {
+				t.Fatalf("deletion cut short after %s: txid %d, restorable before, no longer is", names(expired[:n]), f.MaxTXID)
+			}
+		}
 	}
 }
 
@@ -143,9 +179,12 @@ func TestL0Expired(t *testing.T) {
 	runExpiry(t, []expiryCase{
 		// 1 and 2 go together, when 2 is old enough; 3 is not covered.
 		{"CoveredAndOld", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "305s", "", "310s"},
-		{"GroupExpires", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "310s", "0:1-1 0:2-2", ""},
-		{"GroupsApart", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@40s", "1:1-2@30s", "1:3-3@60s"}, "330s", "0:1-1 0:2-2", "340s"},
-		{"NotCoveredStays", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "1h", "0:1-1 0:2-2", ""},
+		{"GroupExpires", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "310s", "0:2-2 0:1-1", ""},
+		// Newest first: cut short, the rest still restores (oldest first
+		// left 3 behind a hole: listed, refused).
+		{"NewestFirst", std, []string{"9:1-1@0s", "0:2-2@0s", "0:3-3@0s", "0:4-4@10s", "1:2-4@30s"}, "310s", "0:4-4 0:3-3 0:2-2", ""},
+		{"GroupsApart", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@40s", "1:1-2@30s", "1:3-3@60s"}, "330s", "0:2-2 0:1-1", "340s"},
+		{"NotCoveredStays", std, []string{"0:1-1@0s", "0:2-2@10s", "0:3-3@20s", "1:1-2@30s"}, "1h", "0:2-2 0:1-1", ""},
 		// Level 1 reaches past the file, but no level-1 file holds its
 		// whole range: deleting it would leave TXIDs 10-12 nowhere.
 		{"StraddleNotCovered", std, []string{"0:8-12@0s", "1:1-9@30s", "1:13-20@60s"}, "1h", "", ""},

@@ -8,6 +8,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
+	"github.com/litestream-vfs/litestream_vfs/restore"
 )
 
 // Defaults of the retention and snapshot settings.
@@ -49,7 +50,9 @@ func base(cfg Config, snaps []*ltx.FileInfo, now time.Time) (i int, ok bool) {
 // or before that base (no restore inside the window reads them). The
 // newest snapshot is never deleted. It also returns when the next file
 // expires (zero: none pending). Snapshots must be ordered by MaxTXID, as
-// replica listings are.
+// replica listings are. The files are in the order to delete them, the
+// snapshots first, oldest first: cut short after any of them, what remains
+// still restores every point a file ends at past its oldest snapshot.
 func RetentionExpired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.FileInfo, next time.Time) {
 	if cfg.Retention <= 0 || len(cfg.Intervals) == 0 {
 		return nil, time.Time{}
@@ -72,7 +75,35 @@ func RetentionExpired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.Fil
 		// expires, once it is older than the window.
 		next = created(snaps[i+1], now).Add(cfg.Retention)
 	}
+	if loses(lv, expired, snaps[i].MaxTXID) {
+		// A file that straddles the base continues a chain from an older
+		// snapshot, and nothing after the base replaces it (the level-0
+		// files inside it expired: a replica compacted elsewhere). It
+		// all stays until a newer snapshot is the base.
+		return nil, next
+	}
 	return expired, next
+}
+
+// loses reports whether deleting expired makes a point past base that a
+// restore reaches now unreachable.
+func loses(lv *Levels, expired []*ltx.FileInfo, base ltx.TXID) bool {
+	var all []*ltx.FileInfo
+	for _, files := range lv {
+		all = append(all, files...)
+	}
+	gone := make(map[*ltx.FileInfo]bool, len(expired))
+	for _, f := range expired {
+		gone[f] = true
+	}
+	before := restore.Reachable(all)
+	after := restore.Reachable(slices.DeleteFunc(all, func(f *ltx.FileInfo) bool { return gone[f] }))
+	for txid := range before {
+		if txid > base && !after[txid] {
+			return true
+		}
+	}
+	return false
 }
 
 // Oldest returns the oldest point a restore can reach at now once

@@ -26,7 +26,12 @@ func TestRetentionExpired(t *testing.T) {
 		{"OneSnapshot", cfg, []string{"9:1-1@0s", "1:2-9@30s"}, "5h", "", ""},
 		// The 2 h snapshot is the newest made before the window (now-1h =
 		// 2h30m): the 0 h one and what ends before TXID 50 go.
-		{"OldestBaseKept", cfg, []string{"9:1-1@0s", "1:2-49@1h", "9:1-50@2h", "1:50-60@2h1m", "2:2-49@1h", "0:51-51@2h2m", "9:1-90@3h"}, "3h30m", "9:1-1 1:2-49 2:2-49", "4h"},
+		{"OldestBaseKept", cfg, []string{"9:1-1@0s", "1:2-49@1h", "9:1-50@2h", "1:51-60@2h1m", "2:2-49@1h", "0:51-51@2h2m", "9:1-90@3h"}, "3h30m", "9:1-1 1:2-49 2:2-49", "4h"},
+		// A level-1 file straddles the base (50-60 continues 2-49, the
+		// level-0 files inside it expired): deleting what precedes the
+		// base would make TXID 60 unreachable; all stays until the next
+		// snapshot is the base.
+		{"StraddlerKeepsItsChain", cfg, []string{"9:1-1@0s", "1:2-49@1h", "9:1-50@2h", "1:50-60@2h1m", "2:2-49@1h", "0:51-51@2h2m", "9:1-90@3h"}, "3h30m", "", "4h"},
 		// Every snapshot newer than the window: all are kept.
 		{"AllInsideWindow", cfg, []string{"9:1-1@0s", "1:2-9@10m", "9:1-10@20m"}, "50m", "", "1h20m"},
 		// A snapshot whose store clock runs ahead counts as made now.
@@ -128,7 +133,7 @@ func TestLitestreamCompactedReplica(t *testing.T) {
 	var want []string
 	// 1-30 stay while the snapshot at TXID 1 does (its chain needs 2-30:
 	// no level-1 file starts at 2), 31-60 while the one at 45 does.
-	for txid := 61; txid <= 90; txid++ {
+	for txid := 90; txid >= 61; txid-- { // newest first
 		want = append(want, fmt.Sprintf("0:%d-%d", txid, txid))
 	}
 	if got := names(exp); got != strings.Join(want, " ") {
