@@ -124,8 +124,8 @@ type DB struct {
 	pub       sharedPos // what the last completed step publishes
 	walSeen   walStamp  // the WAL when the last completed step began (foreign.go)
 
-	foreign         foreignCount // telling foreign transactions (foreign.go)
-	foreignTxns     int64        // transactions of writers without the extension
+	foreign         *foreignCount // telling foreign transactions (foreign.go)
+	foreignTxns     int64         // transactions of writers without the extension
 	lastForeignAt   time.Time
 	lastForeignWarn time.Time
 
@@ -150,6 +150,7 @@ func Open(cfg Config) (*DB, error) {
 		logger:  cfg.Logger.With("db", cfg.Path),
 		changed: make(chan struct{}),
 	}
+	db.foreign = newForeignCount(db.readCounters, db.foundForeign)
 	if st, err := os.Stat(cfg.Path); err == nil {
 		db.ino = st.Sys().(*syscall.Stat_t).Ino
 	}
@@ -289,7 +290,7 @@ func (db *DB) loop(ctx context.Context) {
 		// the sync requests and covers the signals made so far.
 		req, seq, urgent := db.sh.u32(offSyncReq).Load(), db.sh.u32(offSeq).Load(), db.sh.u32(offUrgent).Load()
 		stamp, wasStepped := db.statWAL(), db.stepped
-		preA, preP := db.foreign.read(db)
+		preA, preP := db.readCounters()
 		err := db.step(ctx, ev)
 		db.publishStep(req, seq, err)
 		if err == nil {
@@ -297,7 +298,7 @@ func (db *DB) loop(ctx context.Context) {
 			db.walSeen = stamp
 			db.mu.Unlock()
 			if wasStepped {
-				db.foreign.step(db, db.batched)
+				db.foreign.step(preA, preP, db.batched)
 			} else {
 				db.foreign.reset(preA, preP) // what earlier processes left is not foreign
 			}

@@ -50,27 +50,43 @@ func (db *DB) walChanged() bool {
 // foreignCount tells captured transactions nobody announced from the
 // rest: every commit of an extension-loaded connection is announced by
 // this process's shim or published in the shared state's commit block by
-// another's. After each step, announcements and publications since the
-// last one minus the transactions captured: more announced than captured
-// is dropped (a snapshot covered them); fewer is judged 50 ms later, once
-// an announcement that came just after its commit was read has arrived.
+// another's. A step accounts the announcements made before it began (it
+// captured those commits, or a snapshot covered them: a surplus is
+// dropped) against the transactions it captured; a shortfall is judged
+// 50 ms later, against every announcement made by then (one that came
+// just after its commit was read has arrived). A surplus then belongs to
+// commits a later step captures and is kept for it. (Accounting the
+// announcements made by the end of the step dropped, as covered by a
+// snapshot, those of commits just after what the step read, and their
+// capture by the next step then counted as foreign:
+// TestForeignCount/RacingCommit.)
 type foreignCount struct {
 	mu        sync.Mutex
 	announced uint64 // this process's announcements when last read
 	published uint32 // the shared commit block's seqlock when last read
-	balance   int64  // ≤ 0: captured transactions not yet matched
+	balance   int64  // announcements not matched by captures, minus captures not matched by announcements
 	judge     *time.Timer
+
+	// read returns the announcement counters now; found is told of
+	// foreign transactions. Set by newForeignCount.
+	read  func() (announced uint64, published uint32)
+	found func(n int64)
+	delay time.Duration // before a shortfall is judged
 }
 
-func (f *foreignCount) read(db *DB) (uint64, uint32) {
-	// Another process's shim publishes each commit under the commit
-	// block's seqlock: two increments per commit.
+func newForeignCount(read func() (uint64, uint32), found func(int64)) *foreignCount {
+	return &foreignCount{read: read, found: found, delay: 50 * time.Millisecond}
+}
+
+// readCounters returns this process's announcements and the shared commit
+// block's publications (another process's shim publishes each commit
+// under the block's seqlock: two increments per commit).
+func (db *DB) readCounters() (uint64, uint32) {
 	return db.host.Events().Announced, db.sh.u32(offCommitLock).Load() &^ 1
 }
 
-// account adds what was announced and published since the last read.
-func (f *foreignCount) account(db *DB) {
-	a, p := f.read(db)
+// account adds what was announced and published up to the counters a, p.
+func (f *foreignCount) account(a uint64, p uint32) {
 	f.balance += int64(a-f.announced) + int64((p-f.published)/2)
 	f.announced, f.published = a, p
 }
@@ -84,32 +100,41 @@ func (f *foreignCount) reset(a uint64, p uint32) {
 	f.announced, f.published, f.balance = a, p, 0
 }
 
-// step accounts for a step that captured txns transactions.
-func (f *foreignCount) step(db *DB, txns int) {
+// step accounts for a step that began with the counters a, p and captured
+// txns transactions.
+func (f *foreignCount) step(a uint64, p uint32, txns int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.account(db)
+	f.account(a, p)
 	f.balance -= int64(txns)
 	if f.balance >= 0 {
-		f.balance = 0
+		f.balance = 0 // announced before the step, not captured: a snapshot covered them
 		return
 	}
 	if f.judge == nil {
-		f.judge = time.AfterFunc(50*time.Millisecond, func() { f.verdict(db) })
+		f.judge = time.AfterFunc(f.delay, f.verdict)
 	}
 }
 
-// verdict counts as foreign what is still unmatched.
-func (f *foreignCount) verdict(db *DB) {
+// verdict counts as foreign what is still unmatched once every
+// announcement made by now is accounted.
+func (f *foreignCount) verdict() {
 	f.mu.Lock()
 	f.judge = nil
-	f.account(db)
+	f.account(f.read())
 	n := -f.balance
-	f.balance = 0
-	f.mu.Unlock()
-	if n <= 0 {
-		return
+	if n > 0 {
+		f.balance = 0
 	}
+	f.mu.Unlock()
+	if n > 0 {
+		f.found(n)
+	}
+}
+
+// foundForeign records n transactions of writers without the extension
+// and warns (once a minute at most).
+func (db *DB) foundForeign(n int64) {
 	db.mu.Lock()
 	db.foreignTxns += n
 	db.lastForeignAt = time.Now()
