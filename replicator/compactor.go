@@ -249,7 +249,25 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 			_ = rd.(io.Closer).Close()
 		}
 	}()
-	for _, f := range job.Inputs {
+	for i, f := range job.Inputs {
+		local, done, ok := r.takeCopy(f)
+		if ok {
+			defer done()
+		}
+		// The first input always comes from the store: that read also
+		// finds a replica emptied or replaced underneath (ErrNotFound).
+		if ok && i > 0 {
+			for _, rd := range local {
+				rdrs = append(rdrs, readCloser{bufio.NewReaderSize(rd, 64<<10), io.NopCloser(nil)})
+			}
+			r.mu.Lock()
+			r.localReads++
+			r.mu.Unlock()
+			continue
+		}
+		r.mu.Lock()
+		r.storeReads++
+		r.mu.Unlock()
 		rc, err := r.client.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID)
 		if err != nil {
 			err = fmt.Errorf("compact %s: open %s: %w", name, replica.LTXFilePath(f.Level, f.MinTXID, f.MaxTXID), err)

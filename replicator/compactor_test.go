@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -509,5 +510,116 @@ func TestCompactionFindsReplicaEmptied(t *testing.T) {
 	case <-broken:
 	case <-c.Done():
 		t.Fatalf("the chain was not broken after the replica was emptied; status %+v", r.Status())
+	}
+}
+
+// openCounter is a remote-like client (no free local checks) that counts
+// the files opened at each level.
+type openCounter struct {
+	replica.Client
+	mu     sync.Mutex
+	opened map[int]int
+}
+
+func (c *openCounter) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error) {
+	c.mu.Lock()
+	c.opened[level]++
+	c.mu.Unlock()
+	return c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID)
+}
+
+// TestCompactionReadsLocalCopies: on a remote store, compacting level 0
+// reads the shipped level-0 files from their spool records, not the
+// store, except the first input of each job (which also checks the
+// replica is still there); the result restores exactly. With a bound
+// smaller than one file no copy is kept and every input is read from the
+// store. The records go once compacted: the spool is empty again.
+func TestCompactionReadsLocalCopies(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		bound      int64
+		storeReads int
+	}{
+		{"Kept", 0, 1},
+		{"OverTheBound", 100, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			repDir := filepath.Join(dir, "replica")
+			client := &openCounter{Client: file.NewClient(repDir), opened: map[int]int{}}
+			cfg := compact.Config{Intervals: []time.Duration{time.Minute}, L0Retention: time.Hour}
+			clock := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+			r := New(client, Options{
+				SpoolDir: filepath.Join(dir, "spool"), Logger: slog.New(slog.DiscardHandler),
+				RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
+				Compaction: cfg, Clock: clock, LocalCopyBytes: tc.bound,
+			})
+			r.manualCompaction = true
+			ctx := context.Background()
+			if err := r.Open(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.Start(ctx)
+			defer r.Close()
+			m := newModel(512, 6, 5)
+			txid, err := r.Snapshot(512, m.commit(), m.read, nil, clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitReplicated(t, r, txid)
+			for i := 0; i < 8; i++ { // one level-0 file each
+				if txid, err = r.Append(1, 512, m.commit(), m.change(uint32(1+i%6)), m.read, nil, clock.Now()); err != nil {
+					t.Fatal(err)
+				}
+				waitReplicated(t, r, txid)
+			}
+			client.mu.Lock()
+			client.opened = map[int]int{}
+			client.mu.Unlock()
+			clock.Advance(2 * time.Minute)
+			if worked, _, err := r.compactStep(ctx); err != nil || !worked {
+				t.Fatalf("compactStep: worked %v, %v", worked, err)
+			}
+			lv, _ := r.cat.levels()
+			if len(lv[1]) != 1 || lv[1][0].MaxTXID != txid {
+				t.Fatalf("level 1 after the compaction: %d files", len(lv[1]))
+			}
+			client.mu.Lock()
+			got := client.opened[0]
+			client.mu.Unlock()
+			if got != tc.storeReads {
+				t.Errorf("level-0 files read from the store: %d, want %d", got, tc.storeReads)
+			}
+			r.mu.Lock()
+			copies, copyBytes := len(r.copies), r.copyBytes
+			r.mu.Unlock()
+			if copies != 0 || copyBytes != 0 {
+				t.Errorf("after the compaction %d copies (%d bytes) kept, want none", copies, copyBytes)
+			}
+			r.spool.mu.Lock()
+			live := 0
+			if r.spool.active != nil {
+				live = r.spool.active.live
+			}
+			r.spool.mu.Unlock()
+			if live != 0 {
+				t.Errorf("the spool holds %d records after everything shipped and compacted", live)
+			}
+			// Level 1 alone (the level-0 files deleted) restores exactly.
+			if err := file.NewClient(repDir).DeleteLTXFiles(ctx, lv[0]); err != nil {
+				t.Fatal(err)
+			}
+			res, err := restore.Restore(ctx, file.NewClient(repDir), restore.Options{OutputPath: filepath.Join(dir, "out.db")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "out.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sha256.Sum256(b) != sha256.Sum256(m.image()) || len(res.Files) != 2 {
+				t.Errorf("restore from the snapshot and level 1 (%d files) differs from the model", len(res.Files))
+			}
+		})
 	}
 }

@@ -154,6 +154,9 @@ func (r *Replicator) confirm(ctx context.Context) error {
 			r.spool.release(e)
 		}
 		r.pending, r.queue = nil, nil
+		for len(r.copies) > 0 { // of files the replica no longer has
+			r.dropCopyLocked(0)
+		}
 		if rp.TXID > r.pos.TXID {
 			r.pos = ltx.Pos{TXID: rp.TXID}
 		}

@@ -53,6 +53,10 @@ type Options struct {
 	Compaction compact.Config
 	// Clock is the replicator's time (nil: the real clock).
 	Clock Clock
+	// LocalCopyBytes bounds the spool space kept for local copies of
+	// shipped level-0 files, which compaction reads instead of the store
+	// (localcopy.go; 0: DefaultLocalCopyBytes, negative: none).
+	LocalCopyBytes int64
 }
 
 // DefaultSpoolMaxBytes is the default spool bound: 512 MiB.
@@ -78,6 +82,10 @@ type Replicator struct {
 	queue      []*spoolEntry // written, waiting for fsync and rename
 	syncing    []*spoolEntry // taken from queue by the committer, being made durable
 	pending    []*spoolEntry // durable in the spool, waiting for upload
+	copies     []*localCopy  // shipped level-0 files kept for compaction, oldest first
+	copyBytes  int64         // bytes of copies
+	localReads int64         // compaction inputs read from local copies
+	storeReads int64         // compaction inputs read from the store
 	lastErr    error
 	lastErrAt  time.Time
 	errActive  bool // lastErr has not been followed by a successful upload
@@ -229,6 +237,7 @@ func (r *Replicator) Close() error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	r.dropCopies()
 	r.spool.close()
 	r.closePosition()
 	return nil

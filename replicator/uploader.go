@@ -211,10 +211,14 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 	info.Level, info.CreatedAt = first.Level, r.clock.Now()
 	r.cat.add(info)
 	poke(r.compactWake)
-	for _, e := range batch {
-		r.spool.release(e)
-	}
 	r.mu.Lock()
+	if first.Level == 0 && first.MinTXID > 1 && r.keepsCopies() {
+		r.keepCopyLocked(batch)
+	} else {
+		for _, e := range batch {
+			r.spool.release(e)
+		}
+	}
 	// Remove the batch by identity: an overflow may have dropped it meanwhile.
 	r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool { return slices.Contains(batch, e) })
 	if first.MinTXID == 1 {
