@@ -471,18 +471,11 @@ func TestCompactionFindsReplicaEmptied(t *testing.T) {
 	broken := make(chan struct{}, 1)
 	cfg := compact.Config{Intervals: []time.Duration{time.Second}, L0Retention: time.Hour}
 	clock := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
-	r := New(remoteClient{file.NewClient(repDir)}, Options{
-		SpoolDir: filepath.Join(dir, "spool"), Logger: slog.New(slog.DiscardHandler),
-		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
+	r := startWith(t, remoteClient{file.NewClient(repDir)}, Options{
+		SpoolDir: filepath.Join(dir, "spool"), RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
 		Compaction: cfg, Clock: clock, OnBroken: func() { poke(broken) },
-	})
-	r.manualCompaction = true
+	}, true)
 	ctx := context.Background()
-	if err := r.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.Start(ctx)
-	defer r.Close()
 	m := newModel(512, 4, 3)
 	txid, err := r.Snapshot(512, m.commit(), m.read, nil, clock.Now())
 	if err != nil {
@@ -549,18 +542,11 @@ func TestCompactionReadsLocalCopies(t *testing.T) {
 			client := &openCounter{Client: file.NewClient(repDir), opened: map[int]int{}}
 			cfg := compact.Config{Intervals: []time.Duration{time.Minute}, L0Retention: time.Hour}
 			clock := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
-			r := New(client, Options{
-				SpoolDir: filepath.Join(dir, "spool"), Logger: slog.New(slog.DiscardHandler),
-				RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
+			r := startWith(t, client, Options{
+				SpoolDir: filepath.Join(dir, "spool"), RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond,
 				Compaction: cfg, Clock: clock, LocalCopyBytes: tc.bound,
-			})
-			r.manualCompaction = true
+			}, true)
 			ctx := context.Background()
-			if err := r.Open(ctx); err != nil {
-				t.Fatal(err)
-			}
-			r.Start(ctx)
-			defer r.Close()
 			m := newModel(512, 6, 5)
 			txid, err := r.Snapshot(512, m.commit(), m.read, nil, clock.Now())
 			if err != nil {

@@ -49,9 +49,21 @@ func (c *downClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTX
 
 func openWith(t *testing.T, c replica.Client, spoolDir string) *Replicator {
 	t.Helper()
-	r := New(c, Options{SpoolDir: spoolDir, Logger: slog.New(slog.DiscardHandler), RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond})
+	return startWith(t, c, Options{SpoolDir: spoolDir, RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond}, false)
+}
+
+// startWith opens and starts a Replicator on c (logging discarded unless
+// opts has a Logger; compaction steps run only when the test calls them if
+// manual) and closes it when the test ends.
+func startWith(t *testing.T, c replica.Client, opts Options, manual bool) *Replicator {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := New(c, opts)
+	r.manualCompaction = manual
 	if err := r.Open(context.Background()); err != nil {
-		t.Fatalf("Open with the store down: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	r.Start(context.Background())
 	t.Cleanup(func() { _ = r.Close() })

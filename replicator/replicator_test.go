@@ -407,17 +407,8 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 func TestReplicatorPutRate(t *testing.T) {
 	dir := t.TempDir()
 	cc := &countingClient{Client: file.NewClient(filepath.Join(dir, "replica"))}
-	r := New(cc, Options{
-		SpoolDir:         filepath.Join(dir, "spool"),
-		Logger:           slog.New(slog.DiscardHandler),
-		MaxPutsPerSecond: 5,
-	})
+	r := startWith(t, cc, Options{SpoolDir: filepath.Join(dir, "spool"), MaxPutsPerSecond: 5}, false)
 	ctx := context.Background()
-	if err := r.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.Start(ctx)
-	defer r.Close()
 	m := newModel(512, 4, 8)
 	txid, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now())
 	if err != nil {
@@ -468,18 +459,7 @@ func (c *permanentClient) WriteLTXFile(context.Context, int, ltx.TXID, ltx.TXID,
 func TestReplicatorPermanentErrorRetriesSlowly(t *testing.T) {
 	dir := t.TempDir()
 	pc := &permanentClient{Client: file.NewClient(filepath.Join(dir, "replica"))}
-	r := New(pc, Options{
-		SpoolDir:       filepath.Join(dir, "spool"),
-		Logger:         slog.New(slog.DiscardHandler),
-		RetryMin:       time.Millisecond,
-		PermanentRetry: time.Hour,
-	})
-	ctx := context.Background()
-	if err := r.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.Start(ctx)
-	defer r.Close()
+	r := startWith(t, pc, Options{SpoolDir: filepath.Join(dir, "spool"), RetryMin: time.Millisecond, PermanentRetry: time.Hour}, false)
 	m := newModel(512, 2, 9)
 	if _, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now()); err != nil {
 		t.Fatal(err)
@@ -506,19 +486,10 @@ func TestReplicatorPermanentErrorRetriesSlowly(t *testing.T) {
 func TestReplicatorSpoolOverflow(t *testing.T) {
 	dir := t.TempDir()
 	repDir := filepath.Join(dir, "replica")
-	r := New(file.NewClient(repDir), Options{
-		SpoolDir:      filepath.Join(dir, "spool"),
-		Logger:        slog.New(slog.DiscardHandler),
-		RetryMin:      time.Millisecond,
-		RetryMax:      10 * time.Millisecond,
-		SpoolMaxBytes: 8 << 10,
-	})
+	r := startWith(t, file.NewClient(repDir), Options{
+		SpoolDir: filepath.Join(dir, "spool"), RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond, SpoolMaxBytes: 8 << 10,
+	}, false)
 	ctx := context.Background()
-	if err := r.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.Start(ctx)
-	defer r.Close()
 	m := newModel(512, 4, 10)
 	txid, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now())
 	if err != nil {

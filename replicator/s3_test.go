@@ -2,7 +2,6 @@ package replicator
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -45,13 +44,8 @@ func TestReplicatorS3IdleMakesNoRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := New(client, Options{SpoolDir: filepath.Join(t.TempDir(), "spool"), Logger: slog.New(slog.DiscardHandler), MaxPutsPerSecond: 10})
+	r := startWith(t, client, Options{SpoolDir: filepath.Join(t.TempDir(), "spool"), MaxPutsPerSecond: 10}, false)
 	ctx := context.Background()
-	if err := r.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.Start(ctx)
-	defer r.Close()
 	m := newModel(4096, 8, 11)
 	txid, err := r.Snapshot(4096, m.commit(), m.read, nil, time.Now())
 	if err != nil {
