@@ -131,7 +131,8 @@ func candidates(files []*ltx.FileInfo, base ltx.TXID) []*ltx.FileInfo {
 //
 // Level n is due once the window of its interval in which its oldest
 // candidate was created has ended, and at most once per window (not in
-// the window of its newest file).
+// the window of its newest file) unless candidates of an earlier window
+// are left (a job holds at most MaxInputs files).
 func Next(cfg Config, lv *Levels, now time.Time) (job Job, ok bool, due time.Time) {
 	for i, interval := range cfg.Intervals {
 		level := i + 1
@@ -142,9 +143,17 @@ func Next(cfg Config, lv *Levels, now time.Time) (job Job, ok bool, due time.Tim
 		if len(run) == 0 {
 			continue
 		}
-		at := created(run[0], now).Truncate(interval).Add(interval)
+		first := created(run[0], now)
+		at := first.Truncate(interval).Add(interval)
 		if n := len(lv[level]); n > 0 {
-			at = later(at, created(newest(lv[level]), now).Truncate(interval).Add(interval))
+			// Once per window: candidates of the window level n last
+			// compacted in wait for it to end. Candidates of an earlier
+			// window (a job cut at MaxInputs left them) are due at once:
+			// at 10 uploads a second a 30 s window has 300 level-0 files,
+			// and one job a window let 44 more pile up in each.
+			if w := created(newest(lv[level]), now).Truncate(interval); !first.Before(w) {
+				at = later(at, w.Add(interval))
+			}
 		}
 		if !at.After(now) {
 			return Job{Level: level, Inputs: run}, true, time.Time{}

@@ -108,9 +108,17 @@ func TestNext(t *testing.T) {
 		})
 	}
 	t.Run("MaxInputs", func(t *testing.T) {
-		job, ok, _ := Next(std, lv(t, run(MaxInputs+40)...), at(t, "30s"))
+		files := run(MaxInputs + 40)
+		job, ok, _ := Next(std, lv(t, files...), at(t, "30s"))
 		if !ok || len(job.Inputs) != MaxInputs || job.MinTXID() != 1 || job.MaxTXID() != MaxInputs {
 			t.Fatalf("job %v (ok %v), want the first %d files", describe(job), ok, MaxInputs)
+		}
+		// The rest of that window is due at once, not in the next window
+		// (level 0 grew by what one job could not take, every window).
+		files = append(files, fmt.Sprintf("1:1-%d@30.5s", MaxInputs))
+		job, ok, _ = Next(std, lv(t, files...), at(t, "31s"))
+		if !ok || job.MinTXID() != MaxInputs+1 || job.MaxTXID() != MaxInputs+40 {
+			t.Fatalf("after a job cut at %d inputs: job %v (ok %v), want the 40 left", MaxInputs, describe(job), ok)
 		}
 	})
 }

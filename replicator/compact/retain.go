@@ -75,7 +75,7 @@ func RetentionExpired(cfg Config, lv *Levels, now time.Time) (expired []*ltx.Fil
 		// expires, once it is older than the window.
 		next = created(snaps[i+1], now).Add(cfg.Retention)
 	}
-	if loses(lv, expired, snaps[i].MaxTXID) {
+	if len(expired) > 0 && loses(lv, expired, snaps[i].MaxTXID) {
 		// A file that straddles the base continues a chain from an older
 		// snapshot, and nothing after the base replaces it (the level-0
 		// files inside it expired: a replica compacted elsewhere). It
