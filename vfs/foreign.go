@@ -87,7 +87,9 @@ func (db *DB) readCounters() (uint64, uint32) {
 
 // account adds what was announced and published up to the counters a, p.
 func (f *foreignCount) account(a uint64, p uint32) {
-	f.balance += int64(a-f.announced) + int64((p-f.published)/2)
+	// Signed differences: a step accounts counters read before it began,
+	// which may be behind what a verdict accounted meanwhile.
+	f.balance += int64(a-f.announced) + int64(int32(p-f.published))/2
 	f.announced, f.published = a, p
 }
 
