@@ -75,7 +75,10 @@ type Client interface {
 	// content (deterministic names make retries idempotent).
 	WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error)
 
-	// DeleteLTXFiles removes the given files; missing files are not an error.
+	// DeleteLTXFiles removes the given files, in order as far as the store
+	// allows (a directory: one by one, stopping at the first failure; S3:
+	// requests of 1,000 keys, in order, stopping at the first failed
+	// request); missing files are not an error.
 	DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error
 }
 

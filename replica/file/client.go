@@ -271,13 +271,14 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		path, err := c.ltxPath(info.Level, info.MinTXID, info.MaxTXID)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+			break
 		}
 		if err := os.Remove(path); errors.Is(err, fs.ErrNotExist) {
 			continue
 		} else if err != nil {
+			// Stop: the caller's order keeps what is left restorable.
 			errs = append(errs, fmt.Errorf("file: remove %s: %w", path, err))
-			continue
+			break
 		}
 		dirs[filepath.Dir(path)] = struct{}{}
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/superfly/ltx"
+
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replica/file"
 	"github.com/litestream-vfs/litestream_vfs/replica/replicatest"
@@ -231,5 +233,40 @@ func TestClientRemovePartial(t *testing.T) {
 	}
 	if n, err := file.NewClient(filepath.Join(dir, "missing")).RemovePartial(ctx); err != nil || n != 0 {
 		t.Fatalf("RemovePartial of a missing directory = %d, %v", n, err)
+	}
+}
+
+// TestClientDeleteStopsAtFailure: files go in the order given and none
+// after one that cannot be removed (expiry orders them so that what is
+// left still restores; deleting on past a failure left a hole).
+func TestClientDeleteStopsAtFailure(t *testing.T) {
+	dir := t.TempDir()
+	c := file.NewClient(dir)
+	ctx := context.Background()
+	var infos []*ltx.FileInfo
+	for txid := ltx.TXID(2); txid <= 4; txid++ {
+		if _, err := c.WriteLTXFile(ctx, 0, txid, txid, bytes.NewReader([]byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+		infos = append(infos, &ltx.FileInfo{Level: 0, MinTXID: txid, MaxTXID: txid})
+	}
+	// TXID 3's file becomes a non-empty directory: it cannot be removed.
+	p := filepath.Join(dir, replica.LTXFilePath(0, 3, 3))
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(p, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	newestFirst := []*ltx.FileInfo{infos[2], infos[1], infos[0]}
+	if err := c.DeleteLTXFiles(ctx, newestFirst); err == nil {
+		t.Fatal("DeleteLTXFiles with an unremovable file succeeded")
+	}
+	exists := func(txid ltx.TXID) bool {
+		_, err := os.Stat(filepath.Join(dir, replica.LTXFilePath(0, txid, txid)))
+		return err == nil
+	}
+	if exists(4) || !exists(2) {
+		t.Fatalf("TXID 4's file left: %v, TXID 2's: %v; want 4 deleted, 3 failed, 2 not tried", exists(4), exists(2))
 	}
 }

@@ -378,7 +378,8 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 	}
 	for batch := range slices.Chunk(keys, deleteBatch) {
 		if err := c.deleteBatch(ctx, batch); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, err) // stop: the caller's order keeps what is left restorable
+			break
 		}
 	}
 	return errors.Join(errs...)
