@@ -249,8 +249,9 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 			_ = rd.(io.Closer).Close()
 		}
 	}()
+	budget := localInputs
 	for i, f := range job.Inputs {
-		local, done, ok := r.takeCopy(f)
+		local, done, ok := r.takeCopy(f, budget)
 		if ok {
 			defer done()
 		}
@@ -258,16 +259,11 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 		// finds a replica emptied or replaced underneath (ErrNotFound).
 		if ok && i > 0 {
 			for _, rd := range local {
-				rdrs = append(rdrs, readCloser{bufio.NewReaderSize(rd, 64<<10), io.NopCloser(nil)})
+				rdrs = append(rdrs, readCloser{rd, io.NopCloser(nil)})
 			}
-			r.mu.Lock()
-			r.localReads++
-			r.mu.Unlock()
+			budget -= len(local)
 			continue
 		}
-		r.mu.Lock()
-		r.storeReads++
-		r.mu.Unlock()
 		rc, err := r.client.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID)
 		if err != nil {
 			err = fmt.Errorf("compact %s: open %s: %w", name, replica.LTXFilePath(f.Level, f.MinTXID, f.MaxTXID), err)
@@ -308,17 +304,27 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 	return nil
 }
 
+// deleteChunk is the most files expire asks the store to delete at once
+// (S3's DeleteObjects takes 1,000 keys).
+const deleteChunk = 1000
+
 type readCloser struct {
 	io.Reader
 	io.Closer
 }
 
 // expire deletes files the replica no longer needs (what says so).
+// The files go in the order given, in requests of at most deleteChunk,
+// and none after a request that failed: the planners order them so that
+// whatever is left restores every point it lists.
 func (r *Replicator) expire(ctx context.Context, files []*ltx.FileInfo, what string) error {
-	if err := r.client.DeleteLTXFiles(ctx, files); err != nil {
-		return fmt.Errorf("delete %d %s: %w", len(files), what, err)
+	for chunk := range slices.Chunk(files, deleteChunk) {
+		if err := r.client.DeleteLTXFiles(ctx, chunk); err != nil {
+			return fmt.Errorf("delete %d %s: %w", len(files), what, err)
+		}
+		r.cat.remove(chunk)
+		r.dropCopies(chunk)
 	}
-	r.cat.remove(files)
 	r.logger.Debug("deleted from the replica", "files", len(files), "what", what)
 	return nil
 }

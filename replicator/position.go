@@ -143,8 +143,9 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	moved := !boundary || rp.TXID > local.TXID || broken
 	if moved && (rp.TXID == 0 || broken) && r.restartFromSnapshotLocked(rp.TXID) {
 		// An empty or broken replica behind a snapshot in the spool: that
-		// snapshot starts the chain again.
+		// snapshot starts the chain again; the copies' files are gone.
 		moved = false
+		r.dropCopiesLocked(nil)
 	}
 	if moved {
 		for _, e := range r.pending {
@@ -154,9 +155,7 @@ func (r *Replicator) confirm(ctx context.Context) error {
 			r.spool.release(e)
 		}
 		r.pending, r.queue = nil, nil
-		for len(r.copies) > 0 { // of files the replica no longer has
-			r.dropCopyLocked(0)
-		}
+		r.dropCopiesLocked(nil) // of files the replica no longer has
 		if rp.TXID > r.pos.TXID {
 			r.pos = ltx.Pos{TXID: rp.TXID}
 		}

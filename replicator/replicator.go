@@ -83,9 +83,6 @@ type Replicator struct {
 	syncing    []*spoolEntry // taken from queue by the committer, being made durable
 	pending    []*spoolEntry // durable in the spool, waiting for upload
 	copies     []*localCopy  // shipped level-0 files kept for compaction, oldest first
-	copyBytes  int64         // bytes of copies
-	localReads int64         // compaction inputs read from local copies
-	storeReads int64         // compaction inputs read from the store
 	lastErr    error
 	lastErrAt  time.Time
 	errActive  bool // lastErr has not been followed by a successful upload
@@ -237,7 +234,7 @@ func (r *Replicator) Close() error {
 		r.cancel()
 	}
 	r.wg.Wait()
-	r.dropCopies()
+	r.dropCopies(nil)
 	r.spool.close()
 	r.closePosition()
 	return nil

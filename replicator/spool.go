@@ -300,6 +300,24 @@ func (s *spool) release(e *spoolEntry) {
 	}
 }
 
+// isReleased reports whether e was released.
+func (s *spool) isReleased(e *spoolEntry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return e.released
+}
+
+// segmentBytes returns the bytes of the segments segs.
+func (s *spool) segmentBytes(segs map[*segment]bool) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for seg := range segs {
+		n += seg.size
+	}
+	return n
+}
+
 func (s *spool) removeSegment(seg *segment) {
 	_ = seg.f.Close()
 	_ = os.Remove(seg.path)

@@ -209,9 +209,9 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		return fmt.Errorf("write %s to replica: %w", batchName(batch), err)
 	}
 	info.Level, info.CreatedAt = first.Level, r.clock.Now()
-	r.cat.add(info)
-	poke(r.compactWake)
 	r.mu.Lock()
+	// The copy is registered before the catalog lists the file, so a
+	// compaction that plans it finds the copy.
 	if first.Level == 0 && first.MinTXID > 1 && r.keepsCopies() {
 		r.keepCopyLocked(batch)
 	} else {
@@ -219,6 +219,11 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 			r.spool.release(e)
 		}
 	}
+	r.trimCopiesLocked()
+	r.mu.Unlock()
+	r.cat.add(info)
+	poke(r.compactWake)
+	r.mu.Lock()
 	// Remove the batch by identity: an overflow may have dropped it meanwhile.
 	r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool { return slices.Contains(batch, e) })
 	if first.MinTXID == 1 {
