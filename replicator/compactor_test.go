@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -519,21 +518,6 @@ func TestCompactionFindsReplicaEmptied(t *testing.T) {
 	}
 }
 
-// openCounter is a remote-like client (no free local checks) that counts
-// the files opened at each level.
-type openCounter struct {
-	replica.Client
-	mu     sync.Mutex
-	opened map[int]int
-}
-
-func (c *openCounter) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error) {
-	c.mu.Lock()
-	c.opened[level]++
-	c.mu.Unlock()
-	return c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID)
-}
-
 // TestCompactionReadsLocalCopies: on a remote store, compacting level 0
 // reads the shipped level-0 files from their spool records, not the
 // store, except the first input of each job (which also checks the
@@ -556,7 +540,7 @@ func TestCompactionReadsLocalCopies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			repDir := filepath.Join(dir, "replica")
-			client := &openCounter{Client: file.NewClient(repDir), opened: map[int]int{}}
+			client := &requestCounter{Client: file.NewClient(repDir)}
 			cfg := compact.Config{Intervals: []time.Duration{time.Minute}, L0Retention: time.Hour}
 			clock := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
 			r := startWith(t, client, Options{
@@ -583,7 +567,7 @@ func TestCompactionReadsLocalCopies(t *testing.T) {
 				}
 			}
 			client.mu.Lock()
-			client.opened = map[int]int{}
+			client.gets = map[int]int{}
 			client.mu.Unlock()
 			clock.Advance(2 * time.Minute)
 			if worked, _, err := r.compactStep(ctx); err != nil || !worked {
@@ -594,7 +578,7 @@ func TestCompactionReadsLocalCopies(t *testing.T) {
 				t.Fatalf("level 1 after the compaction: %d files", len(lv[1]))
 			}
 			client.mu.Lock()
-			got := client.opened[0]
+			got := client.gets[0]
 			client.mu.Unlock()
 			if got != tc.storeReads && (tc.storeReads >= 0 || got < 1) {
 				t.Errorf("level-0 files read from the store: %d, want %d", got, tc.storeReads)
