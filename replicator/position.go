@@ -133,7 +133,7 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	for _, e := range r.pending {
 		boundary = boundary || e.MaxTXID == rp.TXID
 	}
-	for _, e := range r.queue {
+	for _, e := range slices.Concat(r.syncing, r.queue) {
 		boundary = boundary || e.MaxTXID == rp.TXID
 	}
 	// A replica whose files no longer chain from a snapshot to its newest
