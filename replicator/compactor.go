@@ -57,8 +57,12 @@ func (c *catalog) set(lv compact.Levels, now time.Time) {
 			}
 		}
 	}
+	var own compact.Levels // its own slices: remove's DeleteFunc clears the tail of the ones it was given, which confirm still reads
+	for i := range lv {
+		own[i] = slices.Clone(lv[i])
+	}
 	c.mu.Lock()
-	c.lv, c.loaded = lv, true
+	c.lv, c.loaded = own, true
 	c.mu.Unlock()
 }
 

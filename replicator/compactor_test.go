@@ -616,3 +616,26 @@ func TestCompactionReadsLocalCopies(t *testing.T) {
 		})
 	}
 }
+
+// TestCatalogOwnsItsListing: the catalog keeps its own copy of the listing
+// it is set from. It kept the caller's slices, and removing a file (an
+// expiry the confirm's poke started) cleared their tail while confirm
+// still read them: a nil file and a panic in the uploader
+// (TestKillDuringExpiry found it in CI).
+func TestCatalogOwnsItsListing(t *testing.T) {
+	var lv compact.Levels
+	for txid := ltx.TXID(2); txid <= 4; txid++ {
+		lv[0] = append(lv[0], &ltx.FileInfo{Level: 0, MinTXID: txid, MaxTXID: txid})
+	}
+	var c catalog
+	c.set(lv, time.Now())
+	c.remove(lv[0][:1])
+	for i, f := range lv[0] {
+		if f == nil {
+			t.Fatalf("the caller's listing has a nil file at %d after the catalog removed one", i)
+		}
+	}
+	if got, _ := c.levels(); len(got[0]) != 2 {
+		t.Fatalf("catalog holds %d level-0 files, want 2", len(got[0]))
+	}
+}
