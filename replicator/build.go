@@ -179,19 +179,22 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 // WAL (in the page cache), which is all the WAL-reset gate needs; the
 // fsync happens off the capture path.
 func (r *Replicator) added(e *spoolEntry) {
-	r.mu.Lock()
-	if e.MaxTXID <= r.pos.TXID {
+	stale := false
+	r.locked(func() {
+		if stale = e.MaxTXID <= r.pos.TXID; stale {
+			return
+		}
+		e.epoch = r.epoch
+		r.queue = append(r.queue, e)
+		r.pos = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
+		r.notifyLocked()
+	})
+	if stale {
 		// Built on a position confirm has since moved past: its TXIDs
 		// are the replica's already. A snapshot restarts the chain.
-		r.mu.Unlock()
 		r.spool.release(e)
 		r.breakChain("a captured file was built on a position the replica had moved past; a snapshot will follow", nil)
 		return
 	}
-	e.epoch = r.epoch
-	r.queue = append(r.queue, e)
-	r.pos = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
-	r.notifyLocked()
-	r.mu.Unlock()
 	poke(r.commitWake)
 }

@@ -68,21 +68,21 @@ func (r *Replicator) commitLoop(ctx context.Context) {
 			keep = nil
 		}
 		p.done(start, txnCount(batch), time.Since(start))
-		r.mu.Lock()
-		r.syncing = nil
-		for _, e := range keep {
-			if e.epoch != r.epoch || (r.confirmed && e.MaxTXID <= r.replicated.TXID) {
-				r.spool.release(e) // dropped by confirm meanwhile, or already in the replica
-				continue
+		r.locked(func() {
+			r.syncing = nil
+			for _, e := range keep {
+				if e.epoch != r.epoch || (r.confirmed && e.MaxTXID <= r.replicated.TXID) {
+					r.spool.release(e) // dropped by confirm meanwhile, or already in the replica
+					continue
+				}
+				r.pending = append(r.pending, e)
+				r.durable = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
 			}
-			r.pending = append(r.pending, e)
-			r.durable = ltx.Pos{TXID: e.MaxTXID, PostApplyChecksum: e.Post}
-		}
-		if failed != nil {
-			r.lastErr, r.lastErrAt, r.errActive = failed, time.Now(), true
-		}
-		r.notifyLocked()
-		r.mu.Unlock()
+			if failed != nil {
+				r.lastErr, r.lastErrAt, r.errActive = failed, time.Now(), true
+			}
+			r.notifyLocked()
+		})
 		if failed != nil {
 			r.breakChain("spool write failed; a snapshot will follow", failed)
 		}
@@ -105,12 +105,12 @@ func (r *Replicator) breakChain(why string, err error) {
 
 // checkOverflow applies the spool bound (see dropOnOverflowLocked).
 func (r *Replicator) checkOverflow() {
-	r.mu.Lock()
-	overflow := r.dropOnOverflowLocked()
-	if overflow {
-		r.notifyLocked()
-	}
-	r.mu.Unlock()
+	var overflow bool
+	r.locked(func() {
+		if overflow = r.dropOnOverflowLocked(); overflow {
+			r.notifyLocked()
+		}
+	})
 	if overflow {
 		r.breakChain("spool full during an outage; dropped what the replica lacks, a snapshot will follow", nil)
 	}

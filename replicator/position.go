@@ -127,8 +127,28 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	r.cat.set(lv, r.clock.Now())
 	poke(r.compactWake) // what a killed owner left may be due now
 	r.removePartial(ctx)
-	r.mu.Lock()
-	local := r.pos
+	var moved bool
+	var local ltx.Pos
+	r.locked(func() { moved, local = r.confirmLocked(rp, &lv) })
+	if moved {
+		r.breakChain("the replica is not where this database left it (written elsewhere, restored, emptied?); a snapshot will follow",
+			fmt.Errorf("replica at TXID %d, local position TXID %d", rp.TXID, local.TXID))
+	}
+	return nil
+}
+
+// testHookConfirm runs inside confirm's locked section (tests: a panic
+// there must not leave r.mu held).
+var testHookConfirm func()
+
+// confirmLocked applies the replica's position rp (listing lv) to the
+// spool and the positions; moved reports that the replica is not where
+// this database left it (local). Caller holds r.mu.
+func (r *Replicator) confirmLocked(rp ltx.Pos, lv *compact.Levels) (moved bool, local ltx.Pos) {
+	if testHookConfirm != nil {
+		testHookConfirm()
+	}
+	local = r.pos
 	boundary := rp.TXID == r.replicated.TXID
 	for _, e := range r.pending {
 		boundary = boundary || e.MaxTXID == rp.TXID
@@ -139,8 +159,8 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	// A replica whose files no longer chain from a snapshot to its newest
 	// file (emptied or partly deleted underneath) cannot be continued
 	// either, even at the right TXID.
-	broken := rp.TXID > 0 && !restorable(&lv, rp.TXID)
-	moved := !boundary || rp.TXID > local.TXID || broken
+	broken := rp.TXID > 0 && !restorable(lv, rp.TXID)
+	moved = !boundary || rp.TXID > local.TXID || broken
 	if moved && (rp.TXID == 0 || broken) && r.restartFromSnapshotLocked(rp.TXID) {
 		// An empty or broken replica behind a snapshot in the spool: that
 		// snapshot starts the chain again; the copies' files are gone.
@@ -175,12 +195,7 @@ func (r *Replicator) confirm(ctx context.Context) error {
 	r.replicated = rp
 	r.confirmed = true
 	r.notifyLocked()
-	r.mu.Unlock()
-	if moved {
-		r.breakChain("the replica is not where this database left it (written elsewhere, restored, emptied?); a snapshot will follow",
-			fmt.Errorf("replica at TXID %d, local position TXID %d", rp.TXID, local.TXID))
-	}
-	return nil
+	return moved, local
 }
 
 // restartFromSnapshotLocked looks for a snapshot past txid among the files

@@ -3,6 +3,7 @@ package replicator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -57,6 +58,10 @@ type Options struct {
 	// shipped level-0 files, which compaction reads instead of the store
 	// (localcopy.go; 0: DefaultLocalCopyBytes, negative: none).
 	LocalCopyBytes int64
+	// Stop is the fatal state a recovered panic of the replicator's
+	// goroutines leaves (nil: the replicator makes its own). A caller that
+	// shares it with its own goroutines sees one failure for all.
+	Stop *safe.Stop
 }
 
 // DefaultSpoolMaxBytes is the default spool bound: 512 MiB.
@@ -113,6 +118,7 @@ type Replicator struct {
 	broken     atomic.Bool   // a captured file was lost: the chain needs a snapshot
 	want       atomic.Uint64 // the highest TXID a caller waits to see replicated (UrgeTo)
 	onBroken   func()
+	stop       *safe.Stop // failed: a goroutine panicked, nothing ships until a restart
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 }
@@ -137,7 +143,11 @@ func New(client replica.Client, opts Options) *Replicator {
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
 	}
+	if opts.Stop == nil {
+		opts.Stop = safe.NewStop(opts.Logger)
+	}
 	return &Replicator{
+		stop:       opts.Stop,
 		client:     client,
 		spool:      spool{dir: opts.SpoolDir},
 		logger:     opts.Logger,
@@ -201,14 +211,18 @@ func (r *Replicator) Open(ctx context.Context) error {
 }
 
 // Start launches the committer (fsync and rename of captured files) and
-// the uploader.
+// the uploader. A panic in either fails the Stop: the other goroutines
+// end, Status reports it, and WaitReplicated returns it at once. A panic
+// in the compactor only stops compaction (compaction_error): shipping
+// goes on.
 func (r *Replicator) Start(ctx context.Context) {
 	ctx, r.cancel = context.WithCancel(ctx)
+	r.stop.OnFail(func(error) { r.cancel() })
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		if err := safe.Run(r.logger, "committer", func() { r.commitLoop(ctx) }); err != nil {
-			r.setError(err)
+			r.stop.Fail(err)
 		}
 	}()
 	if len(r.opts.Compaction.Intervals) > 0 && !r.manualCompaction {
@@ -216,14 +230,14 @@ func (r *Replicator) Start(ctx context.Context) {
 		go func() {
 			defer r.wg.Done()
 			if err := safe.Run(r.logger, "compactor", func() { r.compactLoop(ctx) }); err != nil {
-				r.setCompactError(err)
+				r.setCompactError(fmt.Errorf("compaction stopped until the process restarts: %w", err))
 			}
 		}()
 	}
 	go func() {
 		defer r.wg.Done()
 		if err := safe.Run(r.logger, "uploader", func() { r.uploadLoop(ctx) }); err != nil {
-			r.setError(err)
+			r.stop.Fail(err)
 		}
 	}()
 }
@@ -268,6 +282,16 @@ func (r *Replicator) Pos() ltx.Pos {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.pos
+}
+
+// locked runs fn holding r.mu and releases it even if fn panics: a
+// recovered panic must not leave the lock held (Status, the capture's
+// Append and the publisher take it). Sections that call more than field
+// assignments use it.
+func (r *Replicator) locked(fn func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn()
 }
 
 func (r *Replicator) notifyLocked() {
@@ -322,10 +346,14 @@ func (r *Replicator) setError(err error) {
 }
 
 // WaitReplicated blocks until the replica holds txid or ctx ends. It
-// urges a paced commit cycle.
+// urges a paced commit cycle. After a panic stopped replication it
+// returns the Stop's error (safe.ErrStopped).
 func (r *Replicator) WaitReplicated(ctx context.Context, txid ltx.TXID) error {
 	r.UrgeTo(txid)
 	for {
+		if err := r.stop.Err(); err != nil {
+			return err
+		}
 		r.mu.Lock()
 		done, ch := r.confirmed && r.replicated.TXID >= txid, r.changed
 		r.mu.Unlock()
@@ -335,6 +363,7 @@ func (r *Replicator) WaitReplicated(ctx context.Context, txid ltx.TXID) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-r.stop.Done():
 		case <-ch:
 		}
 	}
@@ -364,10 +393,17 @@ type Status struct {
 	Snapshots        int64     // snapshots built by the compactor since Open
 	LastCompactionAt time.Time
 	CompactionError  string // the last compaction failed
+
+	Stopped bool // a panic stopped replication (LastError says where)
 }
 
-// Status returns the current status.
+// Status returns the current status. After a panic stopped replication
+// it reports only that, without the lock the panicking goroutine may
+// have held.
 func (r *Replicator) Status() Status {
+	if at, err := r.stop.Cause(); err != nil {
+		return Status{Replica: r.client.String(), Stopped: true, LastError: err.Error(), LastErrorAt: at, ErrorActive: true}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := Status{

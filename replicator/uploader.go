@@ -209,34 +209,35 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		return fmt.Errorf("write %s to replica: %w", batchName(batch), err)
 	}
 	info.Level, info.CreatedAt = first.Level, r.clock.Now()
-	r.mu.Lock()
-	// The copy is registered before the catalog lists the file, so a
-	// compaction that plans it finds the copy.
-	if first.Level == 0 && first.MinTXID > 1 && r.keepsCopies() {
-		r.keepCopyLocked(batch)
-	} else {
-		for _, e := range batch {
-			r.spool.release(e)
+	r.locked(func() {
+		// The copy is registered before the catalog lists the file, so a
+		// compaction that plans it finds the copy.
+		if first.Level == 0 && first.MinTXID > 1 && r.keepsCopies() {
+			r.keepCopyLocked(batch)
+		} else {
+			for _, e := range batch {
+				r.spool.release(e)
+			}
 		}
-	}
-	r.trimCopiesLocked()
-	r.mu.Unlock()
+		r.trimCopiesLocked()
+	})
 	r.cat.add(info)
 	poke(r.compactWake)
-	r.mu.Lock()
-	// Remove the batch by identity: an overflow may have dropped it meanwhile.
-	r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool { return slices.Contains(batch, e) })
-	if first.MinTXID == 1 {
-		r.overflowed = false // a snapshot closes any gap
-	}
-	if last.MaxTXID > r.replicated.TXID {
-		r.replicated = ltx.Pos{TXID: last.MaxTXID, PostApplyChecksum: last.Post}
-	}
-	r.uploads++
-	r.errActive = false
-	replicated := r.replicated
-	r.notifyLocked()
-	r.mu.Unlock()
+	var replicated ltx.Pos
+	r.locked(func() {
+		// Remove the batch by identity: an overflow may have dropped it meanwhile.
+		r.pending = slices.DeleteFunc(r.pending, func(e *spoolEntry) bool { return slices.Contains(batch, e) })
+		if first.MinTXID == 1 {
+			r.overflowed = false // a snapshot closes any gap
+		}
+		if last.MaxTXID > r.replicated.TXID {
+			r.replicated = ltx.Pos{TXID: last.MaxTXID, PostApplyChecksum: last.Post}
+		}
+		r.uploads++
+		r.errActive = false
+		replicated = r.replicated
+		r.notifyLocked()
+	})
 	r.savePosition(replicated)
 	return nil
 }

@@ -29,6 +29,7 @@ const (
 	StateError          = "error"
 	StateNeedsSnapshot  = "needs-snapshot"
 	StateNotReplicating = "not-replicating"
+	StateStopped        = "stopped" // a panic stopped replication in the owner; restart it
 )
 
 var (
@@ -38,6 +39,10 @@ var (
 	// ErrWALChanged is returned when another process restarted the WAL
 	// while frames were being read; the capture is retried as a snapshot.
 	ErrWALChanged = errors.New("wal restarted by another process while reading")
+	// ErrStopped is returned by Sync once a recovered panic stopped
+	// replication in the process that replicates (Status says stopped):
+	// nothing ships until that process restarts.
+	ErrStopped = safe.ErrStopped
 )
 
 // reasonExclusive is the status reason while locking_mode=EXCLUSIVE hides
@@ -96,7 +101,8 @@ type DB struct {
 	fol    *Follower
 	logger *slog.Logger
 	lock   *os.File
-	sh     *shared // the host's shared state of this database
+	sh     *shared    // the host's shared state of this database
+	stop   *safe.Stop // failed by a recovered panic of any goroutine (stopped)
 
 	// Owned by the capture goroutine.
 	seen         Events
@@ -150,7 +156,10 @@ func Open(cfg Config) (*DB, error) {
 		logger:  cfg.Logger.With("db", cfg.Path),
 		changed: make(chan struct{}),
 	}
+	db.stop = safe.NewStop(db.logger)
+	db.stop.OnFail(db.stopped)
 	db.foreign = newForeignCount(db.readCounters, db.foundForeign)
+	db.foreign.guard = db.guard
 	if st, err := os.Stat(cfg.Path); err == nil {
 		db.ino = st.Sys().(*syscall.Stat_t).Ino
 	}
@@ -173,6 +182,7 @@ func Open(cfg Config) (*DB, error) {
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
 		Logger:   db.logger,
 		OnBroken: db.host.Poke,
+		Stop:     db.stop,
 
 		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
 		SpoolMaxBytes:    cfg.SpoolMaxBytes,
@@ -209,8 +219,8 @@ func (db *DB) Replicating() bool { return db.owner.Load() }
 func (db *DB) Start(ctx context.Context) {
 	if !db.owner.Load() {
 		go func() {
-			_ = safe.Run(db.logger, "lock waiter", func() {
-				if err := syscall.Flock(int(db.lock.Fd()), syscall.LOCK_EX); err != nil || ctx.Err() != nil {
+			db.guard("lock waiter", func() {
+				if err := syscall.Flock(int(db.lock.Fd()), syscall.LOCK_EX); err != nil || ctx.Err() != nil || db.stop.Err() != nil {
 					return
 				}
 				db.takeOwnership()
@@ -231,25 +241,46 @@ func (db *DB) start(ctx context.Context) {
 	db.mu.Unlock()
 	db.host.SetAttached(true)
 	db.rep.Start(ctx)
-	db.wg.Add(4)
-	go func() {
-		defer db.wg.Done()
-		if err := safe.Run(db.logger, "capture", func() { db.loop(ctx) }); err != nil {
-			db.setError(err)
-		}
-	}()
-	go func() {
-		defer db.wg.Done()
-		_ = safe.Run(db.logger, "shared watcher", func() { db.watch(ctx) })
-	}()
-	go func() {
-		defer db.wg.Done()
-		_ = safe.Run(db.logger, "shared publisher", func() { db.publishLoop(ctx) })
-	}()
-	go func() {
-		defer db.wg.Done()
-		_ = safe.Run(db.logger, "shared urgent watcher", func() { db.watchUrgent(ctx) })
-	}()
+	for name, fn := range map[string]func(context.Context){
+		"capture": db.loop, "shared watcher": db.watch, "shared publisher": db.publishLoop, "shared urgent watcher": db.watchUrgent,
+	} {
+		db.wg.Add(1)
+		go func() {
+			defer db.wg.Done()
+			db.guard(name, func() { fn(ctx) })
+		}()
+	}
+}
+
+// guard runs a goroutine's body; a panic in it is recovered and stops
+// replication (stopped).
+func (db *DB) guard(name string, fn func()) {
+	if err := safe.Run(db.logger, name, fn); err != nil {
+		db.stop.Fail(err)
+	}
+}
+
+// stopped runs once, when a recovered panic of any goroutine (this
+// package's or the replicator's) failed the Stop. Nothing can be trusted
+// to capture or ship any more, so it must not look like it does: this
+// process's writers stop waiting at the WAL-reset gate, the goroutines
+// end, Status says stopped, and the owner publishes that (with no
+// followed WAL, so other processes' gates stop waiting too) and every
+// process's Sync fails at once. The replication lock stays held: the
+// spool keeps what was captured for the next process that replicates.
+func (db *DB) stopped(err error) {
+	db.host.SetAttached(false)
+	db.mu.Lock()
+	cancel := db.cancel
+	db.notifyLocked()
+	db.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	db.logger.Error("replication stopped after an internal error; restart the process to resume", "err", err)
+	if db.owner.Load() {
+		db.publish()
+	}
 }
 
 // Close stops the goroutines. Spooled files stay for the next open.
@@ -564,12 +595,12 @@ func (db *DB) walMode() (wal, empty bool, err error) {
 // warn logs a change.
 func (db *DB) setReason(reason string, warn bool) {
 	db.mu.Lock()
+	defer db.mu.Unlock()
 	if warn && reason != "" && reason != db.reason {
 		db.logger.Warn("not replicating", "reason", reason)
 	}
 	db.reason = reason
 	db.notifyLocked()
-	db.mu.Unlock()
 }
 
 func (db *DB) setError(err error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replica/file"
 	"github.com/litestream-vfs/litestream_vfs/restore"
 )
@@ -215,6 +216,7 @@ type fakeDB struct {
 	host     *fakeHost
 	db       *DB
 	cancel   context.CancelFunc
+	client   replica.Client // nil: the directory replica under dir
 }
 
 const fakePageSize = 512
@@ -296,7 +298,11 @@ func (f *fakeDB) start() {
 	if os.Getenv("VFS_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	db, err := Open(Config{Path: f.path, Replica: file.NewClient(filepath.Join(f.dir, "replica")), Host: f.host, Logger: logger})
+	client := f.client
+	if client == nil {
+		client = file.NewClient(filepath.Join(f.dir, "replica"))
+	}
+	db, err := Open(Config{Path: f.path, Replica: client, Host: f.host, Logger: logger})
 	if err != nil {
 		f.t.Fatal(err)
 	}

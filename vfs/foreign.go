@@ -72,6 +72,9 @@ type foreignCount struct {
 	read  func() (announced uint64, published uint32)
 	found func(n int64)
 	delay time.Duration // before a shortfall is judged
+	// guard runs the verdict (a timer's goroutine: a panic there would
+	// kill the host); nil calls it directly.
+	guard func(name string, fn func())
 }
 
 func newForeignCount(read func() (uint64, uint32), found func(int64)) *foreignCount {
@@ -114,21 +117,30 @@ func (f *foreignCount) step(a uint64, p uint32, txns int) {
 		return
 	}
 	if f.judge == nil {
-		f.judge = time.AfterFunc(f.delay, f.verdict)
+		f.judge = time.AfterFunc(f.delay, func() {
+			if f.guard == nil {
+				f.verdict()
+				return
+			}
+			f.guard("foreign verdict", f.verdict)
+		})
 	}
 }
 
 // verdict counts as foreign what is still unmatched once every
 // announcement made by now is accounted.
 func (f *foreignCount) verdict() {
-	f.mu.Lock()
-	f.judge = nil
-	f.account(f.read())
-	n := -f.balance
-	if n > 0 {
-		f.balance = 0
-	}
-	f.mu.Unlock()
+	n := func() int64 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.judge = nil
+		f.account(f.read())
+		n := -f.balance
+		if n > 0 {
+			f.balance = 0
+		}
+		return n
+	}()
 	if n > 0 {
 		f.found(n)
 	}

@@ -28,7 +28,13 @@ func (db *DB) merge(ev Events) Events {
 // that it served the sync requests and signals (req, seq) made before it
 // started. Called by the capture goroutine.
 func (db *DB) publishStep(req, seq uint32, err error) {
+	db.publishStepLocked(req, seq, err)
+	db.publish()
+}
+
+func (db *DB) publishStepLocked(req, seq uint32, err error) {
 	db.mu.Lock()
+	defer db.mu.Unlock()
 	// A step serves the requests made before it when it captured
 	// everything on an unbroken chain (after a spool overflow or a lost
 	// spool write the replica lacks files until a snapshot), or found that
@@ -49,8 +55,6 @@ func (db *DB) publishStep(req, seq uint32, err error) {
 		p.Salt1, p.Salt2 = hdr.Salt1, hdr.Salt2
 		p.Frames = uint32((db.fol.Offset() - WALHeaderSize) / hdr.FrameSize())
 	}
-	db.mu.Unlock()
-	db.publish()
 }
 
 // publish writes the published position with the current status.
@@ -63,6 +67,8 @@ func (db *DB) publish() {
 	p.PendingBytes = uint32(min(st.PendingBytes, 1<<32-1))
 	p.Reason, p.LastError = st.Reason, st.LastError
 	switch st.State {
+	case StateStopped:
+		p.State, p.Following = sharedStopped, false
 	case StateStarting:
 		p.State = sharedStarting
 	case StateOK, StateBehind:

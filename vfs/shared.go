@@ -115,11 +115,12 @@ const (
 	sharedError          = 2
 	sharedNeedsSnapshot  = 3
 	sharedNotReplicating = 4 // reason says why
+	sharedStopped        = 5 // a panic stopped replication in the owner (last error says where)
 )
 
 var sharedStateNames = map[uint32]string{
 	sharedStarting: StateStarting, sharedOK: StateOK, sharedError: StateError,
-	sharedNeedsSnapshot: StateNeedsSnapshot, sharedNotReplicating: StateNotReplicating,
+	sharedNeedsSnapshot: StateNeedsSnapshot, sharedNotReplicating: StateNotReplicating, sharedStopped: StateStopped,
 }
 
 // sharedStateName names a state word; a value no owner writes (a file

@@ -88,6 +88,17 @@ func (db *DB) ownerStatus(st Status, ev Events) Status {
 		reason = reasonExclusive // seen by the shim, not yet by a step
 	}
 	switch {
+	case rs.Stopped || db.stop.Err() != nil:
+		st.State, st.Reason = StateStopped, ErrStopped.Error()
+		if at, err := db.stop.Cause(); err != nil {
+			st.LastError, st.LastErrorAt = err.Error(), formatTime(at)
+		}
+		if p, err := db.sh.load(); err == nil {
+			// The positions as last published: the replicator's lock may
+			// be held by the goroutine that panicked.
+			st.LocalTXID, st.ReplicatedTXID = p.TXID, p.ReplTXID
+			st.PendingTxns, st.PendingBytes = int64(p.TXID)-int64(p.ReplTXID), int64(p.PendingBytes)
+		}
 	case reason != "":
 		st.State, st.Reason = StateNotReplicating, reason
 	case rs.NeedsSnapshot: // the spool overflowed during an outage
@@ -153,9 +164,12 @@ func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
 	if db.owner.Load() {
 		db.host.Poke() // end a coalescing pause: someone waits
 	}
-	p, err := db.sh.waitPub(ctx, func(p sharedPos) bool { return serialGE(p.StepReq, req) })
+	p, err := db.sh.waitPub(ctx, func(p sharedPos) bool { return serialGE(p.StepReq, req) || p.State == sharedStopped })
 	if err != nil {
 		return 0, db.syncErr(err)
+	}
+	if p.State == sharedStopped {
+		return 0, stoppedErr(p)
 	}
 	if p.State == sharedNotReplicating {
 		if p.Reason == reasonEmpty {
@@ -169,10 +183,20 @@ func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
 	} else {
 		db.sh.want(target) // the owner's committer and uploader stop pacing
 	}
-	if _, err := db.sh.waitPub(ctx, func(p sharedPos) bool { return p.ReplTXID >= target }); err != nil {
+	p, err = db.sh.waitPub(ctx, func(p sharedPos) bool { return p.ReplTXID >= target || p.State == sharedStopped })
+	if err != nil {
 		return 0, db.syncErr(err)
 	}
+	if p.State == sharedStopped {
+		return 0, stoppedErr(p)
+	}
 	return ltx.TXID(target), nil
+}
+
+// stoppedErr is Sync's error once the owner published that a panic
+// stopped replication.
+func stoppedErr(p sharedPos) error {
+	return fmt.Errorf("%w (in the replicating process: %s; replicated TXID %d, local TXID %d)", ErrStopped, p.LastError, p.ReplTXID, p.TXID)
 }
 
 func (db *DB) syncErr(err error) error {
