@@ -60,6 +60,21 @@ func TestSharedState(t *testing.T) {
 		if st := a.status(); st.Int("local_txid") != txid {
 			t.Errorf("fresh shell's litestream_sync=%d, owner's local_txid=%d: %s", txid, st.Int("local_txid"), st)
 		}
+		// A process that does not replicate reports the owner's replica
+		// bookkeeping (it reported none of it). Polled: a compaction may
+		// land between the two calls.
+		b := startC(t, db, dbURI(db), nil)
+		var sa status
+		if sb, ok := b.pollStatus(20*time.Second, func(sb status) bool {
+			sa = a.status()
+			return sb.Int("replica_files") > 0 && sb.Int("replica_files") == sa.Int("replica_files") &&
+				sb.Int("replica_bytes") == sa.Int("replica_bytes") && sb.Str("last_snapshot_at") == sa.Str("last_snapshot_at")
+		}); !ok {
+			t.Errorf("a process that does not replicate: %s\nthe owner: %s\nwant the same replica_files, replica_bytes, last_snapshot_at", sb, sa)
+		}
+		if r := b.close(); r.Code != 0 {
+			t.Fatalf("second process exit\n%s", r)
+		}
 		// A is still open and idle: the replica has everyone's rows.
 		verifyRestore(t, db, fileURL(defaultReplica(db)))
 		if n := len(snapshotFiles(t, defaultReplica(db))); n != 1 {

@@ -66,6 +66,13 @@ func (db *DB) publish() {
 	p.TXID, p.ReplTXID = st.LocalTXID, st.ReplicatedTXID
 	p.PendingBytes = uint32(min(st.PendingBytes, 1<<32-1))
 	p.Reason, p.LastError = st.Reason, st.LastError
+	p.ReplicaKnown = st.ReplicaFiles != nil
+	if p.ReplicaKnown {
+		p.ReplicaFiles, p.ReplicaBytes = uint64(*st.ReplicaFiles), uint64(*st.ReplicaBytes)
+	}
+	p.LastSnapshotAt, p.LastCompactionAt = unixNano(st.LastSnapshotAt), unixNano(st.LastCompactionAt)
+	p.CompactionError = st.CompactionError
+	p.ForeignTxns, p.LastForeignAt = uint64(max(st.ForeignTxns, 0)), unixNano(st.LastForeignTxAt)
 	switch st.State {
 	case StateStopped:
 		p.State, p.Following = sharedStopped, false

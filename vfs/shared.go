@@ -58,6 +58,19 @@ import (
 //	628   4    commitSalt1    non-owner shims, at each commit (WAL_WRITE held): the wal-index
 //	632   4    commitSalt2    header then, so the owner trusts those frames without checking
 //	636   4    commitFrames   their checksums (it may have no wal-index mapped itself)
+//
+// Go only (past the shim's struct), written by the owner under the seqlock
+// at 52 with the position block: the replica as its bookkeeping knows it,
+// for litestream_status in every process.
+//
+//	640   8    replicaFiles      objects in the replica
+//	648   8    replicaBytes      their bytes
+//	656   8    lastSnapshotAt    the newest snapshot's creation (Unix ns; 0: none)
+//	664   8    lastCompactionAt  the last compaction (Unix ns; 0: none since the owner took over)
+//	672   4    flags             bit 0: replicaFiles/Bytes/lastSnapshotAt are known (the store confirmed)
+//	676 256    compactionError   NUL-padded
+//	936   8    foreignTxns       transactions of writers without the extension the owner replicated
+//	944   8    lastForeignAt     the last of them (Unix ns)
 const (
 	sharedSize    = 4096
 	sharedMagic   = 0x3153534c // "LSS1" little-endian
@@ -93,6 +106,17 @@ const (
 	offCommitSalt1  = 628
 	offCommitSalt2  = 632
 	offCommitFrames = 636
+
+	offReplicaFiles     = 640
+	offReplicaBytes     = 648
+	offLastSnapshotAt   = 656
+	offLastCompactionAt = 664
+	offFlags            = 672
+	offCompactionError  = 676
+	offForeignTxns      = 936
+	offLastForeignAt    = 944
+
+	flagReplicaKnown = 1
 )
 
 // SharedLayout lists the field offsets, for the extension to check its C
@@ -148,6 +172,17 @@ type sharedPos struct {
 	PendingBytes uint32
 	Reason       string
 	LastError    string
+
+	// The replica as the owner's bookkeeping knows it (Unix ns times, 0:
+	// none).
+	ReplicaKnown     bool
+	ReplicaFiles     uint64
+	ReplicaBytes     uint64
+	LastSnapshotAt   int64
+	LastCompactionAt int64
+	CompactionError  string
+	ForeignTxns      uint64
+	LastForeignAt    int64
 }
 
 // shared is one process's mapping of the shared file.
@@ -232,6 +267,11 @@ func (s *shared) takeOver(pid int) {
 	s.u32(offState).Store(sharedStarting)
 	s.putStr(offReason, "")
 	s.putStr(offLastError, "")
+	s.u32(offFlags).Store(0)
+	s.u64(offLastCompactionAt).Store(0)
+	s.putStr(offCompactionError, "")
+	s.u64(offForeignTxns).Store(0)
+	s.u64(offLastForeignAt).Store(0)
 	s.u32(offOwnerPID).Store(uint32(pid))
 	lock.Store((v | 1) + 1)
 	s.bumpPub()
@@ -260,6 +300,18 @@ func (s *shared) publish(p sharedPos) {
 	s.u32(offPendingBytes).Store(p.PendingBytes)
 	s.putStr(offReason, p.Reason)
 	s.putStr(offLastError, p.LastError)
+	flags := uint32(0)
+	if p.ReplicaKnown {
+		flags |= flagReplicaKnown
+	}
+	s.u32(offFlags).Store(flags)
+	s.u64(offReplicaFiles).Store(p.ReplicaFiles)
+	s.u64(offReplicaBytes).Store(p.ReplicaBytes)
+	s.u64(offLastSnapshotAt).Store(uint64(p.LastSnapshotAt))
+	s.u64(offLastCompactionAt).Store(uint64(p.LastCompactionAt))
+	s.putStr(offCompactionError, p.CompactionError)
+	s.u64(offForeignTxns).Store(p.ForeignTxns)
+	s.u64(offLastForeignAt).Store(uint64(p.LastForeignAt))
 	lock.Store(v + 1)
 	s.bumpPub()
 }
@@ -312,6 +364,15 @@ func (s *shared) load() (sharedPos, error) {
 			PendingBytes: s.u32(offPendingBytes).Load(),
 			Reason:       s.getStr(offReason),
 			LastError:    s.getStr(offLastError),
+
+			ReplicaKnown:     s.u32(offFlags).Load()&flagReplicaKnown != 0,
+			ReplicaFiles:     s.u64(offReplicaFiles).Load(),
+			ReplicaBytes:     s.u64(offReplicaBytes).Load(),
+			LastSnapshotAt:   int64(s.u64(offLastSnapshotAt).Load()),
+			LastCompactionAt: int64(s.u64(offLastCompactionAt).Load()),
+			CompactionError:  s.getStr(offCompactionError),
+			ForeignTxns:      s.u64(offForeignTxns).Load(),
+			LastForeignAt:    int64(s.u64(offLastForeignAt).Load()),
 		}
 		if lock.Load() == v {
 			return p, nil

@@ -27,15 +27,15 @@ type Status struct {
 	GateWaitMS     float64 `json:"gate_wait_ms"` // total time writers waited there
 	OwnerPID       int     `json:"owner_pid"`    // the process that replicates (0: none yet)
 
-	// The replica as the owner's bookkeeping knows it (no LIST per call);
-	// reported by the process that replicates only.
+	// The replica as the owner's bookkeeping knows it (no LIST per call;
+	// other processes read what the owner published in the shared state).
 	ReplicaFiles     *int   `json:"replica_files,omitempty"`
 	ReplicaBytes     *int64 `json:"replica_bytes,omitempty"`
 	LastSnapshotAt   string `json:"last_snapshot_at,omitempty"`
 	LastCompactionAt string `json:"last_compaction_at,omitempty"`
 	CompactionError  string `json:"compaction_error,omitempty"`
 	// Commits found in the WAL that no extension announced (a writer
-	// without the extension), replicated; reported by the owner. An
+	// without the extension), replicated; counted by the owner. An
 	// estimate: an announcement that comes more than 50 ms after its
 	// commit was captured is counted too.
 	ForeignTxns     int64  `json:"foreign_txns,omitempty"`
@@ -147,6 +147,13 @@ func (db *DB) sharedStatus(st Status) Status {
 		st.PendingTxns = int64(p.TXID - p.ReplTXID)
 	}
 	st.PendingBytes = int64(p.PendingBytes)
+	if p.ReplicaKnown {
+		files, bytes := int(p.ReplicaFiles), int64(p.ReplicaBytes)
+		st.ReplicaFiles, st.ReplicaBytes = &files, &bytes
+		st.LastSnapshotAt = formatNano(p.LastSnapshotAt)
+	}
+	st.LastCompactionAt, st.CompactionError = formatNano(p.LastCompactionAt), p.CompactionError
+	st.ForeignTxns, st.LastForeignTxAt = int64(p.ForeignTxns), formatNano(p.LastForeignAt)
 	if st.State == StateOK && (p.ReplTXID < p.TXID || db.sh.u32(offSeq).Load() != p.StepSeq) {
 		st.State = StateBehind
 	}
@@ -210,6 +217,24 @@ func (db *DB) syncErr(err error) error {
 		return fmt.Errorf("timed out: %s", msg)
 	}
 	return fmt.Errorf("%w: %s", err, msg)
+}
+
+// formatNano is formatTime of a time in Unix nanoseconds (0: none), as
+// the shared state holds times.
+func formatNano(ns int64) string {
+	if ns == 0 {
+		return ""
+	}
+	return formatTime(time.Unix(0, ns))
+}
+
+// unixNano is the inverse of formatNano (0 for "" or what does not parse).
+func unixNano(s string) int64 {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if s == "" || err != nil {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // formatTime is t as status reports times ("" for the zero time).
