@@ -11,6 +11,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/fsutil"
 	"github.com/litestream-vfs/litestream_vfs/replica"
 )
 
@@ -162,7 +163,7 @@ func (a *applier) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo, na
 			}
 			continue
 		}
-		if err := a.w.add(ph.Pgno, buf, !fromTrailer); err != nil {
+		if err := a.w.add(ph.Pgno, buf, !fromTrailer, hdr.IsSnapshot()); err != nil {
 			return fmt.Errorf("write restored database: %w", err)
 		}
 		a.markWritten(ph.Pgno)
@@ -206,6 +207,9 @@ func (a *applier) checkHeader(hdr ltx.Header, info *ltx.FileInfo, name string) e
 		a.pageSize, a.commit = hdr.PageSize, hdr.Commit
 		a.written = make([]uint64, (uint64(hdr.Commit)+64)/64)
 		a.sums = !hdr.NoChecksum()
+		// Newer files come first and write pages out of order: reserve
+		// the whole database so its blocks stay contiguous.
+		fsutil.Preallocate(a.f, int64(hdr.Commit)*int64(hdr.PageSize))
 		a.w = newPageWriter(a.f, hdr.PageSize)
 		return nil
 	}

@@ -12,9 +12,16 @@ import (
 // maxRunBytes bounds one run of consecutive pages written at once.
 const maxRunBytes = 1 << 20
 
-// writebackBytes is how much is written between hints to the kernel to
-// start writing the database to disk, so the final fsync finds little left
-// and the disk works while pages are decoded.
+// writebackBytes is how much of the database is covered between hints to
+// the kernel to start writing it to disk, so the final fsync finds little
+// left and the disk works while pages are decoded. Hints are given only
+// while the snapshot (the last file) is applied: its pages come in order,
+// so the range since the last hint is all written by then, by it or by a
+// newer file. The newer files' pages are scattered; hinting them (the
+// whole file, at first) made the kernel write them back one page at a
+// time, each call blocking for ~100 ms, and a restore after a day of
+// random updates took twice as long as one of a fresh snapshot
+// (tests/bench_load.sh).
 const writebackBytes = 32 << 20
 
 // runBuffers is how many runs exist: one being filled, the rest queued or
@@ -36,8 +43,8 @@ type pageWriter struct {
 	wg   sync.WaitGroup
 
 	// Owned by the goroutine until close.
-	sum     ltx.Checksum // XOR (without the flag) of the summed pages
-	pending int64        // bytes written since the last writeback hint
+	sum    ltx.Checksum // XOR (without the flag) of the summed pages
+	hintAt int64        // where the range not hinted yet starts (-1: no range)
 
 	errMu sync.Mutex
 	err   error // the first write error
@@ -48,6 +55,7 @@ type run struct {
 	buf   []byte
 	first uint32 // pgno of the first page
 	sum   bool   // add the pages' checksums to the writer's sum
+	hint  bool   // in order: the range up to its end may be hinted (writebackBytes)
 }
 
 func newPageWriter(f *os.File, pageSize uint32) *pageWriter {
@@ -56,6 +64,7 @@ func newPageWriter(f *os.File, pageSize uint32) *pageWriter {
 		pageSize: int64(pageSize),
 		free:     make(chan *run, runBuffers),
 		work:     make(chan *run, runBuffers),
+		hintAt:   -1,
 	}
 	for i := 0; i < runBuffers; i++ {
 		w.free <- &run{buf: make([]byte, 0, maxRunBytes)}
@@ -70,11 +79,17 @@ func (w *pageWriter) loop() {
 	h := ltx.NewHasher()
 	for r := range w.work {
 		if w.firstErr() == nil {
-			if _, err := w.f.WriteAt(r.buf, int64(r.first-1)*w.pageSize); err != nil {
+			off := int64(r.first-1) * w.pageSize
+			if _, err := w.f.WriteAt(r.buf, off); err != nil {
 				w.setErr(err)
-			} else if w.pending += int64(len(r.buf)); w.pending >= writebackBytes {
-				fsutil.StartWriteback(w.f)
-				w.pending = 0
+			} else if r.hint {
+				if w.hintAt < 0 || w.hintAt > off {
+					w.hintAt = off
+				}
+				if end := off + int64(len(r.buf)); end-w.hintAt >= writebackBytes {
+					fsutil.StartWriteback(w.f, w.hintAt, end-w.hintAt)
+					w.hintAt = end
+				}
 			}
 		}
 		if r.sum {
@@ -102,15 +117,16 @@ func (w *pageWriter) firstErr() error {
 }
 
 // add queues page pgno (data: one page); sum says whether its checksum
-// counts. It returns the first write error so far.
-func (w *pageWriter) add(pgno uint32, data []byte, sum bool) error {
+// counts, hint that pages come in order from here on (the snapshot). It
+// returns the first write error so far.
+func (w *pageWriter) add(pgno uint32, data []byte, sum, hint bool) error {
 	if c := w.cur; c != nil && (pgno != c.first+uint32(int64(len(c.buf))/w.pageSize) ||
-		c.sum != sum || len(c.buf)+len(data) > maxRunBytes) {
+		c.sum != sum || c.hint != hint || len(c.buf)+len(data) > maxRunBytes) {
 		w.flush()
 	}
 	if w.cur == nil {
 		w.cur = <-w.free
-		w.cur.first, w.cur.sum = pgno, sum
+		w.cur.first, w.cur.sum, w.cur.hint = pgno, sum, hint
 	}
 	w.cur.buf = append(w.cur.buf, data...)
 	return w.firstErr()
