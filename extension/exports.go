@@ -223,4 +223,18 @@ func goAtExit() {
 			logger.Warn("exit before the replica caught up; the spool keeps the rest for the next open", "err", err)
 		}
 	}
+	// A compaction being written when the process exits would leave its
+	// partial object in the replica: abandon it (its inputs stay; the
+	// next owner compacts them).
+	sctx, scancel := context.WithTimeout(context.Background(), exitCompactionStop)
+	defer scancel()
+	for _, db := range dbs {
+		if err := db.StopCompaction(sctx); err != nil {
+			logger.Warn("exit during a compaction; the next owner removes what it left", "err", err)
+		}
+	}
 }
+
+// exitCompactionStop bounds the wait at exit for a compaction to be
+// abandoned (a cancelled write returns at its next read).
+const exitCompactionStop = time.Second

@@ -152,8 +152,16 @@ func (r *Replicator) compactLoop(ctx context.Context) {
 		case err != nil:
 			r.logger.Warn("compaction failed; the files stay as they are", "retry_in", backoff, "err", err)
 			r.setCompactError(err)
-			timer = r.clock.After(backoff)
+			// The backoff holds under load too: a new file reaching the
+			// replica (compactWake, at every upload) does not end it. It
+			// did, and a failing job was retried ~90 times a second.
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.clock.After(backoff):
+			}
 			backoff = min(2*backoff, r.opts.RetryMax)
+			continue
 		case worked:
 			backoff = r.opts.RetryMin
 			continue // more may be due
@@ -180,10 +188,18 @@ func (r *Replicator) compactStep(ctx context.Context) (worked bool, due time.Tim
 	}
 	cfg, now := r.opts.Compaction, r.clock.Now()
 	job, ok, due := compact.Next(cfg, &lv, now)
+	var jobErr error
 	if ok {
-		return true, time.Time{}, r.compactJob(ctx, job)
+		if jobErr = r.compactJob(ctx, job); jobErr == nil || ctx.Err() != nil {
+			return true, time.Time{}, jobErr
+		}
+		// A job that fails (an unreadable input, a level the store
+		// refuses) must not hold back expiry and retention, which need no
+		// new file: they ran only when no job was due, and one failing
+		// level let the whole replica grow without bound. The error
+		// stands, so the loop backs off before trying the job again.
 	}
-	if plan := compact.SettledPlan(&lv); len(plan) > 0 {
+	if plan := compact.SettledPlan(&lv); len(plan) > 0 && jobErr == nil {
 		snap, why, next := compact.SnapshotDue(cfg, &lv, plan, r.dbBytes.Load(), now)
 		if snap {
 			return true, time.Time{}, r.snapshotJob(ctx, plan, why)
@@ -192,14 +208,14 @@ func (r *Replicator) compactStep(ctx context.Context) (worked bool, due time.Tim
 	}
 	expired, next := compact.L0Expired(cfg, &lv, now)
 	if len(expired) > 0 {
-		return true, time.Time{}, r.expire(ctx, expired, "level-0 files level 1 holds")
+		return true, time.Time{}, errors.Join(jobErr, r.expire(ctx, expired, "level-0 files level 1 holds"))
 	}
 	due = earliest(due, next)
 	expired, next = compact.RetentionExpired(cfg, &lv, now)
 	if len(expired) > 0 {
-		return true, time.Time{}, r.expire(ctx, expired, "files older than retention")
+		return true, time.Time{}, errors.Join(jobErr, r.expire(ctx, expired, "files older than retention"))
 	}
-	return false, earliest(due, next), nil
+	return false, earliest(due, next), jobErr
 }
 
 // snapshotJob builds a snapshot from the replica's own files: the settled

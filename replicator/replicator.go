@@ -100,7 +100,9 @@ type Replicator struct {
 
 	cat              catalog // the replica's files, as the owner knows them
 	clock            Clock
-	compactWake      chan struct{} // compactor: a file reached the replica
+	compactWake      chan struct{}      // compactor: a file reached the replica
+	compactStop      context.CancelFunc // ends the compactor (StopCompaction)
+	compactDone      chan struct{}      // closed when the compactor ended
 	compactions      int64
 	lastCompactionAt time.Time
 	compactErr       error        // the last compaction failed (cleared by one that works)
@@ -226,10 +228,13 @@ func (r *Replicator) Start(ctx context.Context) {
 		}
 	}()
 	if len(r.opts.Compaction.Intervals) > 0 && !r.manualCompaction {
+		cctx, stop := context.WithCancel(ctx)
+		r.compactStop, r.compactDone = stop, make(chan struct{})
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			if err := safe.Run(r.logger, "compactor", func() { r.compactLoop(ctx) }); err != nil {
+			defer close(r.compactDone)
+			if err := safe.Run(r.logger, "compactor", func() { r.compactLoop(cctx) }); err != nil {
 				r.setCompactError(fmt.Errorf("compaction stopped until the process restarts: %w", err))
 			}
 		}()
@@ -240,6 +245,23 @@ func (r *Replicator) Start(ctx context.Context) {
 			r.stop.Fail(err)
 		}
 	}()
+}
+
+// StopCompaction ends the compactor and waits (until ctx ends) for it to
+// finish: a compaction or snapshot being written is abandoned and its
+// partial object removed (it would stay behind if the process exited
+// under it). Uploads go on. For a process about to exit.
+func (r *Replicator) StopCompaction(ctx context.Context) error {
+	if r.compactStop == nil {
+		return nil
+	}
+	r.compactStop()
+	select {
+	case <-r.compactDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close stops the uploader; spooled files stay for the next Open.

@@ -283,6 +283,18 @@ func (db *DB) stopped(err error) {
 	}
 }
 
+// StopCompaction ends compaction in the process that replicates and waits
+// (until ctx ends) for a compaction being written to be abandoned and its
+// partial object removed; shipping goes on. For a process about to exit
+// (the extension's exit flush), which would otherwise leave the partial
+// object in the replica for the next owner to find.
+func (db *DB) StopCompaction(ctx context.Context) error {
+	if !db.owner.Load() {
+		return nil
+	}
+	return db.rep.StopCompaction(ctx)
+}
+
 // Close stops the goroutines. Spooled files stay for the next open.
 func (db *DB) Close() error {
 	db.mu.Lock()

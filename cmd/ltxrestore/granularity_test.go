@@ -30,14 +30,17 @@ func TestGranularity(t *testing.T) {
 	}
 	got := fmt.Sprint(gran(files, &lsRestorable{FirstTXID: 1, LastTXID: 37}))
 	// 35 ends a level-0 file but is no point: nothing ends at 34.
-	want := "[{0 2 34 37 t36 t37} {1 4 1 33 t10 t33}]"
+	// Each span's first and last TXIDs are points of its level, with
+	// those files' times (found by an attack: the level-1 span began at
+	// the snapshot's end with the time of the file ending at 10).
+	want := "[{0 2 36 37 t36 t37} {1 4 10 33 t10 t33}]"
 	if got != want {
 		t.Errorf("granularity %s, want %s", got, want)
 	}
 	// A level-0 file that starts inside a level-1 file: the level-1 span
 	// ends at that level-1 file's predecessor's end, a real point.
 	got = fmt.Sprint(gran([]lsFile{f(9, 1, 1, "a"), f(1, 2, 10, "b"), f(1, 11, 20, "c"), f(0, 14, 20, "d")}, &lsRestorable{FirstTXID: 1, LastTXID: 20}))
-	if want := "[{0 1 13 20 d d} {1 1 1 10 b b}]"; got != want {
+	if want := "[{0 1 20 20 d d} {1 1 10 10 b b}]"; got != want {
 		t.Errorf("granularity %s, want %s", got, want)
 	}
 	if g := gran(files, nil); g != nil {
@@ -51,7 +54,7 @@ func TestGranularity(t *testing.T) {
 	}
 	// Only level-0 files: one span, every file end.
 	got = fmt.Sprint(gran([]lsFile{f(9, 1, 1, "a"), f(0, 2, 2, "b"), f(0, 3, 4, "c")}, &lsRestorable{FirstTXID: 1, LastTXID: 4}))
-	if want := "[{0 2 1 4 b c}]"; got != want {
+	if want := "[{0 2 2 4 b c}]"; got != want {
 		t.Errorf("granularity %s, want %s", got, want)
 	}
 }

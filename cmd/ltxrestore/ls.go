@@ -85,9 +85,15 @@ func granularity(files []lsFile, r *lsRestorable, reach map[ltx.TXID]bool) []lsS
 		if start == 0 || start > end {
 			continue
 		}
-		sp := lsSpan{Level: level, FirstTXID: max(start-1, r.FirstTXID)}
+		// The span covers from the state before its first file on; its
+		// first and last points are ends of its own files, each shown with
+		// that file's time (the first was shown as the state before the
+		// first file, with the first file's time: a snapshot's TXID
+		// labelled a level-1 point, or no point at all).
+		from := max(start-1, r.FirstTXID)
+		sp := lsSpan{Level: level}
 		for _, f := range files {
-			if f.Level != level || f.MaxTXID < sp.FirstTXID || f.MaxTXID > end || !reach[ltx.TXID(f.MaxTXID)] {
+			if f.Level != level || f.MaxTXID < from || f.MaxTXID > end || !reach[ltx.TXID(f.MaxTXID)] {
 				continue
 			}
 			sp.Points++
@@ -96,11 +102,11 @@ func granularity(files []lsFile, r *lsRestorable, reach map[ltx.TXID]bool) []lsS
 				// first file may start inside one of this level's files).
 				sp.LastTXID, sp.LastTime = f.MaxTXID, f.Timestamp
 			}
-			if sp.FirstTime == "" || f.Timestamp < sp.FirstTime {
-				sp.FirstTime = f.Timestamp
+			if sp.FirstTXID == 0 || f.MaxTXID < sp.FirstTXID {
+				sp.FirstTXID, sp.FirstTime = f.MaxTXID, f.Timestamp
 			}
 		}
-		end = sp.FirstTXID - 1
+		end = from - 1
 		if sp.Points == 0 {
 			continue
 		}
