@@ -251,12 +251,10 @@ func (r *Replicator) snapshotGone() bool {
 	if !ok {
 		return false
 	}
-	lv, loaded := r.cat.levels()
-	snaps := lv[replica.SnapshotLevel]
-	if !loaded || len(snaps) == 0 {
+	s, ok := r.cat.newest(replica.SnapshotLevel)
+	if !ok {
 		return false
 	}
-	s := snaps[len(snaps)-1]
 	exists, err := lc.Exists(s.Level, s.MinTXID, s.MaxTXID)
 	if err != nil || exists {
 		return false
