@@ -59,20 +59,20 @@ func (db *DB) publishStepLocked(req, seq uint32, err error) {
 
 // publish writes the published position with the current status.
 func (db *DB) publish() {
-	st := db.ownerStatus(Status{}, Events{})
+	st, rs := db.ownerStatus(Status{}, Events{})
 	db.mu.Lock()
-	p := db.pub
+	p, foreignAt := db.pub, db.lastForeignAt
 	db.mu.Unlock()
 	p.TXID, p.ReplTXID = st.LocalTXID, st.ReplicatedTXID
 	p.PendingBytes = uint32(min(st.PendingBytes, 1<<32-1))
 	p.Reason, p.LastError = st.Reason, st.LastError
 	p.ReplicaKnown = st.ReplicaFiles != nil
 	if p.ReplicaKnown {
-		p.ReplicaFiles, p.ReplicaBytes = uint64(*st.ReplicaFiles), uint64(*st.ReplicaBytes)
+		p.ReplicaFiles, p.ReplicaBytes = uint64(rs.ReplicaFiles), uint64(rs.ReplicaBytes)
+		p.LastSnapshotAt = unixNano(rs.LastSnapshotAt)
 	}
-	p.LastSnapshotAt, p.LastCompactionAt = unixNano(st.LastSnapshotAt), unixNano(st.LastCompactionAt)
-	p.CompactionError = st.CompactionError
-	p.ForeignTxns, p.LastForeignAt = uint64(max(st.ForeignTxns, 0)), unixNano(st.LastForeignTxAt)
+	p.LastCompactionAt, p.CompactionError = unixNano(rs.LastCompactionAt), st.CompactionError
+	p.ForeignTxns, p.LastForeignAt = uint64(max(st.ForeignTxns, 0)), unixNano(foreignAt)
 	switch st.State {
 	case StateStopped:
 		p.State, p.Following = sharedStopped, false

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/replicator"
 )
 
 // Status is what litestream_status() reports, as JSON.
@@ -54,13 +56,15 @@ func (db *DB) Status() Status {
 	if !db.owner.Load() {
 		return db.sharedStatus(st)
 	}
-	return db.ownerStatus(st, ev)
+	st, _ = db.ownerStatus(st, ev)
+	return st
 }
 
-// ownerStatus fills st in the process that replicates. ev are the shim's
-// counters; publish passes none (it needs no more than the replicator's
-// view, and the shim's mutex is the writers' on every commit).
-func (db *DB) ownerStatus(st Status, ev Events) Status {
+// ownerStatus fills st in the process that replicates, and returns the
+// replicator's status it was made from. ev are the shim's counters;
+// publish passes none (it needs no more than the replicator's view, and
+// the shim's mutex is the writers' on every commit).
+func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	db.mu.Lock()
 	reason, lastErr, lastErrAt, pending, errActive, stepped := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive, db.stepped
 	stepSeq := db.pub.StepSeq
@@ -87,12 +91,11 @@ func (db *DB) ownerStatus(st Status, ev Events) Status {
 	if reason == "" && ev.WALOpen > 0 && ev.ExclusiveWrites != db.exclSeen.Load() {
 		reason = reasonExclusive // seen by the shim, not yet by a step
 	}
+	stopAt, stopCause := db.stop.Cause() // the replicator's Stop too
 	switch {
-	case rs.Stopped || db.stop.Err() != nil:
+	case stopCause != nil:
 		st.State, st.Reason = StateStopped, ErrStopped.Error()
-		if at, err := db.stop.Cause(); err != nil {
-			st.LastError, st.LastErrorAt = err.Error(), formatTime(at)
-		}
+		st.LastError, st.LastErrorAt = stopCause.Error(), formatTime(stopAt)
 		if p, err := db.sh.load(); err == nil {
 			// The positions as last published: the replicator's lock may
 			// be held by the goroutine that panicked.
@@ -123,7 +126,7 @@ func (db *DB) ownerStatus(st Status, ev Events) Status {
 	default:
 		st.State = StateOK
 	}
-	return st
+	return st, rs
 }
 
 // sharedStatus fills st from the owner's published state.
@@ -228,10 +231,9 @@ func formatNano(ns int64) string {
 	return formatTime(time.Unix(0, ns))
 }
 
-// unixNano is the inverse of formatNano (0 for "" or what does not parse).
-func unixNano(s string) int64 {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if s == "" || err != nil {
+// unixNano is t as the shared state holds times (0 for the zero time).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
 		return 0
 	}
 	return t.UnixNano()
