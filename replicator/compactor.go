@@ -1,7 +1,6 @@
 package replicator
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -318,14 +317,17 @@ func (r *Replicator) compactJob(ctx context.Context, job compact.Job) error {
 	return nil
 }
 
-// merge writes the job's inputs, merged with ltx.Compactor, as one file at
-// its level, and records it.
+// merge writes the job's inputs, merged (merge.go), as one file at its
+// level, and records it. Inputs read from the store are verified as they
+// are merged; local copies are this process's own spool records.
 func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 	name := replica.LTXFilePath(job.Level, job.MinTXID(), job.MaxTXID())
-	rdrs := make([]io.Reader, 0, len(job.Inputs))
+	ins := make([]mergeInput, 0, len(job.Inputs))
 	defer func() {
-		for _, rd := range rdrs {
-			_ = rd.(io.Closer).Close()
+		for _, in := range ins {
+			if c, ok := in.r.(io.Closer); ok {
+				_ = c.Close()
+			}
 		}
 	}()
 	budget := localInputs
@@ -337,9 +339,7 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 		// The first input always comes from the store: that read also
 		// finds a replica emptied or replaced underneath (ErrNotFound).
 		if ok && i > 0 {
-			for _, rd := range local {
-				rdrs = append(rdrs, readCloser{rd, io.NopCloser(nil)})
-			}
+			ins = append(ins, local...)
 			budget -= len(local)
 			continue
 		}
@@ -351,29 +351,17 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 			}
 			return err
 		}
-		// Sized to the file: a level-1 job merges up to compact.MaxInputs
-		// small level-0 files, each open at once (64 KiB each made a
-		// default-schedule process at 100 txn/s peak 46 MiB above plain
-		// SQLite, tests/bench_load.sh).
-		rdrs = append(rdrs, readCloser{bufio.NewReaderSize(rc, int(min(max(f.Size, 4<<10), 64<<10))), rc})
+		// The merge's read buffer is sized to the file: a level-1 job
+		// merges up to compact.MaxInputs small level-0 files, each open at
+		// once (64 KiB each made a default-schedule process at 100 txn/s
+		// peak 46 MiB above plain SQLite, tests/bench_load.sh).
+		ins = append(ins, mergeInput{r: rc, size: f.Size, verify: true})
 	}
-	pr, pw := io.Pipe()
+	pr := r.merged(ctx, ins, name)
 	defer pr.Close()
-	bw := bufio.NewWriterSize(pw, mergeBufSize)
-	cmp, err := ltx.NewCompactor(bw, rdrs)
-	if err != nil {
-		return fmt.Errorf("compact %s: %w", name, err)
-	}
-	cmp.HeaderFlags = r.headerFlags()
-	go func() {
-		err := cmp.Compact(ctx)
-		if err == nil {
-			err = bw.Flush()
-		}
-		pw.CloseWithError(err)
-	}()
 	info, err := r.client.WriteLTXFile(ctx, job.Level, job.MinTXID(), job.MaxTXID(), pr)
 	if err != nil {
+		r.noteFramePages(err)
 		return fmt.Errorf("compact %s: %w", name, err)
 	}
 	info.Level, info.CreatedAt = job.Level, r.clock.Now()
@@ -390,11 +378,6 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 // deleteChunk is the most files expire asks the store to delete at once
 // (S3's DeleteObjects takes 1,000 keys).
 const deleteChunk = 1000
-
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
 
 // expire deletes files the replica no longer needs (what says so).
 // The files go in the order given, in requests of at most deleteChunk,

@@ -1,8 +1,6 @@
 package replicator
 
 import (
-	"bufio"
-	"io"
 	"slices"
 
 	"github.com/superfly/ltx"
@@ -114,7 +112,7 @@ func (r *Replicator) dropCopies(files []*ltx.FileInfo) {
 // function that releases it, or ok false if there is none or it has more
 // records than budget. The copy is taken out of the list: the compaction
 // that reads it replaces the file by level 1, so it is not needed again.
-func (r *Replicator) takeCopy(f *ltx.FileInfo, budget int) (rdrs []io.Reader, done func(), ok bool) {
+func (r *Replicator) takeCopy(f *ltx.FileInfo, budget int) (ins []mergeInput, done func(), ok bool) {
 	if f.Level != 0 {
 		return nil, nil, false
 	}
@@ -136,7 +134,7 @@ func (r *Replicator) takeCopy(f *ltx.FileInfo, budget int) (rdrs []io.Reader, do
 		return nil, nil, false
 	}
 	for _, e := range c.entries {
-		rdrs = append(rdrs, bufio.NewReaderSize(r.spool.reader(e), 4<<10))
+		ins = append(ins, mergeInput{r: r.spool.reader(e), size: e.Size})
 	}
-	return rdrs, done, true
+	return ins, done, true
 }

@@ -90,12 +90,13 @@ type Replicator struct {
 	copies     []*localCopy  // shipped level-0 files kept for compaction, oldest first
 	lastErr    error
 	lastErrAt  time.Time
-	errActive  bool // lastErr has not been followed by a successful upload
-	overflowed bool // the spool overflowed; cleared once a snapshot is in the replica
-	opened     bool // Open loaded the spool and the local position
-	confirmed  bool // replicated was confirmed by the store since Open (see confirm)
-	uploading  bool // an upload is in flight: its outcome, not a guess, decides an overflow
-	epoch      int  // bumped when confirm finds the replica moved: older entries are stale
+	errActive  bool        // lastErr has not been followed by a successful upload
+	overflowed bool        // the spool overflowed; cleared once a snapshot is in the replica
+	opened     bool        // Open loaded the spool and the local position
+	confirmed  bool        // replicated was confirmed by the store since Open (see confirm)
+	uploading  bool        // an upload is in flight: its outcome, not a guess, decides an overflow
+	framePages atomic.Bool // the replica holds LTX pages in LZ4 frame format: merge with ltx.Compactor
+	epoch      int         // bumped when confirm finds the replica moved: older entries are stale
 	uploads    int64
 
 	cat              catalog // the replica's files, as the owner knows them

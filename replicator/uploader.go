@@ -1,7 +1,6 @@
 package replicator
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -170,37 +169,20 @@ func batchName(batch []*spoolEntry) string {
 }
 
 // upload writes batch to the replica as one LTX file, merging several
-// with ltx.Compactor.
+// (merge.go: their compressed pages are copied, not compressed again; the
+// spool records are this process's own, written and synced moments ago,
+// and are not verified again).
 func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 	first, last := batch[0], batch[len(batch)-1]
 	var src io.Reader
 	if len(batch) == 1 {
 		src = r.spool.reader(first)
 	} else {
-		rdrs := make([]io.Reader, len(batch))
+		ins := make([]mergeInput, len(batch))
 		for i, e := range batch {
-			rdrs[i] = r.spool.reader(e)
+			ins[i] = mergeInput{r: r.spool.reader(e), size: e.Size}
 		}
-		// The compactor writes a page at a time; through a bare pipe each
-		// write was one hand-off between goroutines and one write to the
-		// replica.
-		pr, pw := io.Pipe()
-		bw := bufio.NewWriterSize(pw, mergeBufSize)
-		cmp, err := ltx.NewCompactor(bw, rdrs)
-		if err != nil {
-			return fmt.Errorf("merge %s: %w", batchName(batch), err)
-		}
-		cmp.HeaderFlags = r.headerFlags()
-		go func() {
-			err := cmp.Compact(ctx)
-			if err == nil {
-				err = bw.Flush()
-			}
-			if err != nil {
-				err = fmt.Errorf("merge %s: %w", batchName(batch), err)
-			}
-			pw.CloseWithError(err)
-		}()
+		pr := r.merged(ctx, ins, batchName(batch))
 		defer pr.Close()
 		src = pr
 	}
