@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/superfly/ltx"
 )
 
 func TestGapFor(t *testing.T) {
@@ -13,19 +15,23 @@ func TestGapFor(t *testing.T) {
 		txns  int64
 		since time.Duration
 		cost  time.Duration
+		floor time.Duration
 		want  time.Duration
 	}{
-		{"FirstOperation", 100, 0, ms, 0},
-		{"LightLoad", 1, 10 * ms, ms, 0},   // 100 txn/s
-		{"AtThreshold", 5, 10 * ms, ms, 0}, // 500 txn/s
-		{"AboveThreshold", 6, 10 * ms, ms, dutyFactor * ms},
-		{"CheapOperation", 1000, 100 * ms, time.Microsecond, minGap},
-		{"CostlyOperation", 1000, 100 * ms, 20 * ms, maxGap},
+		{"FirstOperation", 100, 0, ms, 0, 0},
+		{"LightLoad", 1, 10 * ms, ms, 0, 0},   // 100 txn/s
+		{"AtThreshold", 5, 10 * ms, ms, 0, 0}, // 500 txn/s
+		{"AboveThreshold", 6, 10 * ms, ms, 0, dutyFactor * ms},
+		{"CheapOperation", 1000, 100 * ms, time.Microsecond, 0, minGap},
+		{"Floor", 1000, 100 * ms, time.Microsecond, uploadFloor, uploadFloor},
+		{"FloorLightLoad", 1, 10 * ms, time.Microsecond, uploadFloor, 0},
+		{"CostAboveFloor", 1000, 100 * ms, ms, uploadFloor, dutyFactor * ms},
+		{"CostlyOperation", 1000, 100 * ms, 20 * ms, uploadFloor, maxGap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := gapFor(tt.txns, tt.since, tt.cost); got != tt.want {
-				t.Fatalf("gapFor(%d, %v, %v)=%v, want %v", tt.txns, tt.since, tt.cost, got, tt.want)
+			if got := gapFor(tt.txns, tt.since, tt.cost, tt.floor); got != tt.want {
+				t.Fatalf("gapFor(%d, %v, %v, %v)=%v, want %v", tt.txns, tt.since, tt.cost, tt.floor, got, tt.want)
 			}
 		})
 	}
@@ -68,4 +74,33 @@ func TestPacerWait(t *testing.T) {
 			t.Fatalf("gap=%v after a quiet spell, want 0", p.gap)
 		}
 	})
+}
+
+// TestUrgeTo: a TXID the replica holds urges nothing (a writer at another
+// process's WAL-reset gate raises the shared signal a sync raises, with the
+// sync target of long ago: every step was uploaded at once); a TXID past it
+// ends the committer's and the uploader's pauses.
+func TestUrgeTo(t *testing.T) {
+	newR := func() *Replicator {
+		r := New(nil, Options{})
+		r.confirmed, r.replicated = true, ltx.Pos{TXID: 10}
+		return r
+	}
+	urged := func(r *Replicator) bool {
+		select {
+		case <-r.uploadUrge:
+			return true
+		default:
+			return false
+		}
+	}
+	r := newR()
+	r.UrgeTo(10)
+	if urged(r) || r.wanted(9) {
+		t.Errorf("UrgeTo(10) with TXID 10 replicated urged the uploader")
+	}
+	r.UrgeTo(11)
+	if !urged(r) || !r.wanted(10) {
+		t.Errorf("UrgeTo(11) with TXID 10 replicated did not urge the uploader")
+	}
 }

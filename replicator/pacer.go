@@ -19,12 +19,20 @@ const (
 	dutyFactor = 100
 	minGap     = 5 * time.Millisecond
 	maxGap     = 250 * time.Millisecond
+	// uploadFloor is the least pause under load between uploads to a
+	// replica without a PUT cap (a local directory): each costs a file
+	// create, write, fsync, rename and directory fsync however little it
+	// carries, and at minGap an owner uploading 40 times a second spent a
+	// quarter of its CPU there, taken from the writers on the same cores.
+	// litestream_sync cuts the pause short.
+	uploadFloor = 50 * time.Millisecond
 )
 
 // pacer spaces one kind of operation. Not safe for concurrent use.
 type pacer struct {
-	last time.Time     // start of the previous operation
-	gap  time.Duration // pause after it
+	last  time.Time     // start of the previous operation
+	gap   time.Duration // pause after it
+	floor time.Duration // least pause under load (minGap if less)
 }
 
 // UnderLoad reports whether txns transactions arriving over since come
@@ -36,12 +44,12 @@ func UnderLoad(txns int64, since time.Duration) bool {
 
 // gapFor returns the pause after an operation that took cost and carried
 // txns transactions that arrived over since: none unless UnderLoad,
-// otherwise dutyFactor times cost, within [minGap, maxGap].
-func gapFor(txns int64, since, cost time.Duration) time.Duration {
+// otherwise dutyFactor times cost, within [max(minGap, floor), maxGap].
+func gapFor(txns int64, since, cost, floor time.Duration) time.Duration {
 	if !UnderLoad(txns, since) {
 		return 0
 	}
-	return min(max(dutyFactor*cost, minGap), maxGap)
+	return min(max(dutyFactor*cost, minGap, floor), maxGap)
 }
 
 // wait blocks until the next operation may start, urge fires (a caller
@@ -67,7 +75,7 @@ func (p *pacer) wait(ctx context.Context, urge <-chan struct{}) bool {
 // transactions and took cost.
 func (p *pacer) done(start time.Time, txns int64, cost time.Duration) {
 	if !p.last.IsZero() {
-		p.gap = gapFor(txns, start.Sub(p.last), cost)
+		p.gap = gapFor(txns, start.Sub(p.last), cost, p.floor)
 	}
 	p.last = start
 }

@@ -57,6 +57,8 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 	var p pacer
 	if r.opts.MaxPutsPerSecond > 0 {
 		interval = time.Duration(float64(time.Second) / r.opts.MaxPutsPerSecond)
+	} else {
+		p.floor = uploadFloor
 	}
 	for {
 		opened, confirmed := r.openState()
