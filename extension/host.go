@@ -41,10 +41,13 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 		EndSalt2:        uint32(ev.endSalt2),
 		Salt1:           uint32(ev.salt1),
 		Salt2:           uint32(ev.salt2),
-		WALOpen:         int(ev.nWalOpen),
-		Conns:           int(ev.nConn),
-		GateWaiters:     int(ev.gateWaiters),
-		Shutdown:        ev.shutdown != 0,
+		Closes:          uint64(ev.closes),
+		Closed: vfs.FileStamp{Ino: uint64(ev.closeIno), Size: int64(ev.closeSize),
+			Mtime: int64(ev.closeMtimeNs), Ctime: int64(ev.closeCtimeNs)},
+		WALOpen:     int(ev.nWalOpen),
+		Conns:       int(ev.nConn),
+		GateWaiters: int(ev.gateWaiters),
+		Shutdown:    ev.shutdown != 0,
 	}
 }
 

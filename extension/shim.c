@@ -28,6 +28,7 @@ SQLITE_EXTENSION_INIT1
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "shim.h"
@@ -304,12 +305,35 @@ static int lsOwnsGates(lsDb *p) {
 
 /* ---------- io methods ---------- */
 
+/* lsClosed counts a main-db handle closed. When it was the process's last,
+** the database file is stat'ed: with no connection open here, another
+** process may change it unseen (a writer without the extension whose
+** close checkpoints and deletes the WAL), and Go compares the file with
+** this when the process opens the database again. */
+static void lsClosed(lsDb *d) {
+  struct stat st;
+  int ok = stat(d->zPath, &st) == 0;
+  pthread_mutex_lock(&d->mu);
+  if (--d->ev.nConn == 0) {
+    d->ev.closes++;
+    d->ev.closeIno = ok ? (uint64_t)st.st_ino : 0;
+    d->ev.closeSize = ok ? (uint64_t)st.st_size : 0;
+    d->ev.closeMtimeNs = ok ? (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec : 0;
+    d->ev.closeCtimeNs = ok ? (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec : 0;
+  }
+  lsEventLocked(d);
+  pthread_mutex_unlock(&d->mu);
+}
+
 static int lsClose(sqlite3_file *pFile) {
   lsFile *p = (lsFile *)pFile;
   int rc = ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));
   if (p->pDb && !lsForked) {
-    lsCount(p->pDb, p->kind == LS_WAL ? &p->pDb->ev.nWalOpen : &p->pDb->ev.nConn,
-            -1);
+    if (p->kind == LS_WAL) {
+      lsCount(p->pDb, &p->pDb->ev.nWalOpen, -1);
+    } else {
+      lsClosed(p->pDb);
+    }
   }
   return rc;
 }

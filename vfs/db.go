@@ -105,18 +105,19 @@ type DB struct {
 	stop   *safe.Stop // failed by a recovered panic of any goroutine (stopped)
 
 	// Owned by the capture goroutine.
-	seen         Events
-	shBase       Events      // the shared counters when this process took over
-	covered      *Events     // counters a snapshot (or resume) just covered, for seen
-	genRestarts  uint64      // Restarts when the followed generation was adopted
-	owner        atomic.Bool // this process holds the replication lock
-	exclusive    bool
-	exclSeen     atomic.Uint64 // ExclusiveWrites the last step saw (Status reads it)
-	ino          uint64        // inode of the database file when first seen
-	replaced     string        // set once the file at the path is not that inode
-	batched      int           // transactions captured by the current step
-	needSnapshot bool
-	opened       bool
+	seen          Events
+	shBase        Events      // the shared counters when this process took over
+	covered       *Events     // counters a snapshot (or resume) just covered, for seen
+	genRestarts   uint64      // Restarts when the followed generation was adopted
+	closesChecked uint64      // Closes when a reopen was last checked (changedSince)
+	owner         atomic.Bool // this process holds the replication lock
+	exclusive     bool
+	exclSeen      atomic.Uint64 // ExclusiveWrites the last step saw (Status reads it)
+	ino           uint64        // inode of the database file when first seen
+	replaced      string        // set once the file at the path is not that inode
+	batched       int           // transactions captured by the current step
+	needSnapshot  bool
+	opened        bool
 
 	mu        sync.Mutex
 	changed   chan struct{}
@@ -499,6 +500,15 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		db.host.SetAttached(false)
 		return nil
 	}
+	if ev.Closes != db.closesChecked && ev.Conns > 0 {
+		// Opened again after the process had no connection: another
+		// process may have changed the database unseen meanwhile.
+		db.closesChecked = ev.Closes
+		if why := changedSince(db.cfg.Path, ev.Closed); why != "" && db.rep.Initialized() {
+			db.logger.Info("the database changed while this process had it closed; checking it against the spooled position", "change", why)
+			db.rep.Reset() // the next snapshot() resumes if the state still matches
+		}
+	}
 	if ev.GateTimeouts != db.seen.GateTimeouts || ev.SnapshotBroken != db.seen.SnapshotBroken {
 		db.needSnapshot = true
 	}
@@ -549,6 +559,28 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		return db.snapshot() // the chain broke while following
 	}
 	return nil
+}
+
+// changedSince says how the file at path differs from was (its stat when
+// the process's last connection closed), or "" if it does not. A writer
+// without the extension that opened the database after that (its close
+// checkpoints into the file and deletes the WAL) leaves no other trace:
+// the WAL this process finds at its reopen is a new file, which the
+// follower cannot tell from the one this process deleted.
+func changedSince(path string, was FileStamp) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Sprintf("stat: %v", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "no inode"
+	}
+	now := FileStamp{Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
+	if now != was {
+		return fmt.Sprintf("inode %d size %d mtime %d ctime %d, at the last close %d %d %d %d", now.Ino, now.Size, now.Mtime, now.Ctime, was.Ino, was.Size, was.Mtime, was.Ctime)
+	}
+	return ""
 }
 
 // fileReplaced reports why the database file is no longer the one this

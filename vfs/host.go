@@ -22,10 +22,19 @@ type Events struct {
 	EndMxFrame      uint32        // committed frames of a generation about to end
 	EndSalt1        uint32        // its salts
 	EndSalt2        uint32
-	WALOpen         int  // WAL handles open now
-	Conns           int  // main-db handles open now
-	GateWaiters     int  // app threads waiting at a gate
-	Shutdown        bool // the process is exiting
+	Closes          uint64    // times the process's last main-db handle closed
+	Closed          FileStamp // the database file at the last of them
+	WALOpen         int       // WAL handles open now
+	Conns           int       // main-db handles open now
+	GateWaiters     int       // app threads waiting at a gate
+	Shutdown        bool      // the process is exiting
+}
+
+// FileStamp is what a stat says of a file's identity and last change.
+type FileStamp struct {
+	Ino          uint64
+	Size         int64
+	Mtime, Ctime int64 // ns
 }
 
 // DBFile reads the main database file without disturbing the host's locks.

@@ -1,0 +1,55 @@
+package tests
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReopenAfterForeignWriter: a process closes its only connection to a
+// database it replicates and lives on; a writer without the extension
+// commits (with and without a TRUNCATE checkpoint), and its close
+// checkpoints into the database file and deletes the WAL; the process
+// opens the database again and commits. The WAL it finds is a new file,
+// like the one it deleted itself, and litestream_sync confirmed commits
+// on top of a state the replica never saw: the restore failed its
+// post-apply checksum while status said ok (found by an attack). Now the
+// reopen checks the database against the spooled position and snapshots.
+// A reopen with nothing changed in between snapshots nothing.
+func TestReopenAfterForeignWriter(t *testing.T) {
+	for _, tc := range []struct {
+		name, plain string
+		snapshots   int
+	}{
+		// The plain writer's pages are ones the later commit does not
+		// rewrite (another table), so only a snapshot brings them.
+		{"Plain", "INSERT INTO u(v) VALUES('plain'), ('plain');", 2},
+		{"PlainTruncate", "INSERT INTO u(v) VALUES('plain'); PRAGMA wal_checkpoint(TRUNCATE); INSERT INTO u(v) VALUES('after');", 2},
+		{"Nobody", "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, db := newDB(t)
+			p := startC(t, db, dbURI(db), nil)
+			p.must("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u(id INTEGER PRIMARY KEY, v TEXT);")
+			p.must("INSERT INTO t(v) VALUES('ext');")
+			p.sync(20000)
+			other := filepath.Join(dir, "other.db")
+			if rows := p.must(".open " + dbURI(other)); len(rows) == 0 || !strings.Contains(rows[0], "OPENED") {
+				t.Fatalf(".open other: %q", rows)
+			}
+			if tc.plain != "" {
+				sqlitePlain(t, db, tc.plain)
+			}
+			if fileExists(db + "-wal") {
+				t.Fatalf("the WAL was not deleted by the last close")
+			}
+			p.must(".open " + dbURI(db))
+			p.must("INSERT INTO t(v) VALUES('ext again');")
+			p.sync(20000)
+			if st := p.status(); st.State() != "ok" {
+				t.Errorf("status after the reopen: %s", st)
+			}
+			closeAndVerify(t, p, db, tc.snapshots)
+		})
+	}
+}
