@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
@@ -95,8 +96,10 @@ func VerifyReplica(ctx context.Context, client replica.Client) (*Report, error) 
 		r.Problems = append(r.Problems, err)
 		return r, nil
 	}
+	ok := true
 	for i, f := range chain {
 		r.Chain = append(r.Chain, fileName(f))
+		ok = ok && results[f].err == nil
 		if i == 0 {
 			continue
 		}
@@ -111,7 +114,93 @@ func VerifyReplica(ctx context.Context, client replica.Client) (*Report, error) 
 				ErrChecksumMismatch, fileName(f), cur.hdr.PreApplyChecksum, prev.trailer.PostApplyChecksum, fileName(chain[i-1]), f.MinTXID-1))
 		}
 	}
+	if ok && len(r.NoChecksum) == 0 && len(r.Problems) == 0 {
+		if err := checkStates(ctx, client, chain); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r.Problems = append(r.Problems, err)
+		}
+	}
 	return r, nil
+}
+
+// checkStates decodes the chain's files again, in order, and checks the
+// database each leads to against its post-apply checksum, as a restore
+// checks the last one: a replica whose files chain but whose pages do not
+// add up to the states they claim (a writer the replicator never saw
+// changed pages it did not rewrite) fails the restore, and verify said ok.
+// It keeps one checksum per page, not the pages.
+func checkStates(ctx context.Context, client replica.Client, chain []*ltx.FileInfo) error {
+	var sums []ltx.Checksum // per page, without ltx.ChecksumFlag
+	var written []bool
+	var total ltx.Checksum // XOR of the written pages' sums up to the size
+	var nWritten uint32    // written pages up to the size
+	h := ltx.NewHasher()
+	for _, f := range chain {
+		name := fileName(f)
+		rc, err := client.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID)
+		if err != nil {
+			return fmt.Errorf("%w: %s: open: %w", ErrInvalidFile, name, err)
+		}
+		dec := ltx.NewDecoder(newFrameGuard(bufio.NewReaderSize(rc, 64<<10)))
+		err = dec.DecodeHeader()
+		hdr := dec.Header()
+		lock := ltx.LockPgno(hdr.PageSize)
+		data := make([]byte, hdr.PageSize)
+		for err == nil {
+			var ph ltx.PageHeader
+			if err = dec.DecodePage(&ph, data); err != nil || ph.Pgno == lock {
+				continue
+			}
+			for uint32(len(sums)) <= ph.Pgno {
+				sums, written = append(sums, 0), append(written, false)
+			}
+			sum := pageSum(h, ph.Pgno, data)
+			total ^= sums[ph.Pgno] ^ sum
+			sums[ph.Pgno] = sum
+			if !written[ph.Pgno] {
+				written[ph.Pgno] = true
+				nWritten++
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			err = dec.Close()
+		}
+		_ = rc.Close()
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalidFile, name, err)
+		}
+		// Pages past the new size go; pages below it never written are
+		// zeros (as a restore writes them).
+		for pgno := hdr.Commit + 1; pgno < uint32(len(sums)); pgno++ {
+			if written[pgno] {
+				total ^= sums[pgno]
+				nWritten--
+			}
+		}
+		if n := min(uint32(len(sums)), hdr.Commit+1); n < uint32(len(sums)) {
+			sums, written = sums[:n], written[:n]
+		}
+		got := total
+		pages := hdr.Commit
+		if lock <= hdr.Commit {
+			pages--
+		}
+		if nWritten < pages {
+			zero := make([]byte, hdr.PageSize)
+			for pgno := uint32(1); pgno <= hdr.Commit; pgno++ {
+				if pgno != lock && (pgno >= uint32(len(written)) || !written[pgno]) {
+					got ^= pageSum(h, pgno, zero)
+				}
+			}
+		}
+		if got = ltx.ChecksumFlag | got; got != dec.Trailer().PostApplyChecksum {
+			return fmt.Errorf("%w: %s: the database it leads to has checksum %s, its post-apply checksum says %s",
+				ErrChecksumMismatch, name, got, dec.Trailer().PostApplyChecksum)
+		}
+	}
+	return nil
 }
 
 // decodeFile reads f in full and returns what it found and the bytes read.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replica/file"
+	"github.com/litestream-vfs/litestream_vfs/replica/replicatest"
 	"github.com/litestream-vfs/litestream_vfs/restore"
 	"github.com/superfly/ltx"
 )
@@ -50,6 +51,26 @@ func TestVerifyReplica(t *testing.T) {
 			},
 			wantOK: true, wantChain: 3,
 			gaps: []string{"level 0: txids 0000000000000003-0000000000000003 (3-3) missing between ltx/0/0000000000000002-0000000000000002.ltx and ltx/0/0000000000000004-0000000000000004.ltx"},
+		},
+		{
+			// Files that chain (each pre-apply checksum is the previous
+			// post-apply one) but whose pages do not make the state the
+			// last claims: a restore fails its final checksum, and verify
+			// said ok (a replicator that missed a writer's pages; found by
+			// an attack).
+			name: "StatesDoNotAddUp",
+			setup: func(t *testing.T, h *history, c *file.Client) {
+				h.putL0(t, c, 1, 4)
+				hdr, _, err := ltx.DecodeHeader(bytes.NewReader(h.files[5]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				post := ltx.ChecksumFlag | (h.db.Checksum() ^ 0x1234)
+				put(t, c, 0, replicatest.EncodeLTX(t, hdr, h.db.Pages(5, 6), post))
+			},
+			wantErrs:  []error{restore.ErrChecksumMismatch},
+			msgs:      []string{"ltx/0/0000000000000005-0000000000000005.ltx: the database it leads to"},
+			wantChain: 5,
 		},
 		{
 			name: "Gap",
