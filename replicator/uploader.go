@@ -193,18 +193,21 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		return fmt.Errorf("write %s to replica: %w", batchName(batch), err)
 	}
 	info.Level, info.CreatedAt = first.Level, r.clock.Now()
-	r.locked(func() {
-		// The copy is registered before the catalog lists the file, so a
-		// compaction that plans it finds the copy.
-		if first.Level == 0 && first.MinTXID > 1 && r.keepsCopies() {
-			r.keepCopyLocked(batch)
-		} else {
-			for _, e := range batch {
-				r.spool.release(e)
-			}
-		}
-		r.trimCopiesLocked()
-	})
+	// The position is saved before the spool lets go of the batch: a
+	// process killed in between leaves either the records or a position
+	// at their end, and the next owner's confirm finds the replica at a
+	// boundary it knows. (The other way round, a kill after the release
+	// left a replica ahead of both: a full snapshot at the next open, and
+	// with more kills the replica stopped advancing; found by an attack.)
+	testHookUploaded(1, last.MaxTXID)
+	kept := first.Level == 0 && first.MinTXID > 1 && r.keepsCopies()
+	if kept {
+		// Registered before the catalog lists the file, so a compaction
+		// that plans it finds the copy.
+		r.locked(func() { r.keepCopyLocked(batch) })
+	}
+	// Listed before the replicated position moves: a caller that sees it
+	// finds the file in the catalog (compaction plans by it).
 	r.cat.add(info)
 	poke(r.compactWake)
 	var replicated ltx.Pos
@@ -220,11 +223,26 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 		r.uploads++
 		r.errActive = false
 		replicated = r.replicated
-		r.notifyLocked()
 	})
 	r.savePosition(replicated)
+	testHookUploaded(2, last.MaxTXID)
+	r.locked(func() {
+		if !kept {
+			for _, e := range batch {
+				r.spool.release(e)
+			}
+		}
+		r.trimCopiesLocked()
+		r.notifyLocked()
+	})
+	testHookUploaded(3, last.MaxTXID)
 	return nil
 }
+
+// testHookUploaded runs at each step after the upload of a batch ending at
+// txid returned (tests: a
+// kill there).
+var testHookUploaded = func(step int, txid ltx.TXID) {}
 
 // snapshotGone reports, for a replica where checking is free (a local
 // directory), whether the newest snapshot the catalog knows has gone; if
