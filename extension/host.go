@@ -41,6 +41,7 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 		EndSalt2:        uint32(ev.endSalt2),
 		Salt1:           uint32(ev.salt1),
 		Salt2:           uint32(ev.salt2),
+		RestartsDone:    uint64(ev.restartsDone),
 		Closes:          uint64(ev.closes),
 		Closed: vfs.FileStamp{Ino: uint64(ev.closeIno), Size: int64(ev.closeSize),
 			Mtime: int64(ev.closeMtimeNs), Ctime: int64(ev.closeCtimeNs)},

@@ -200,6 +200,16 @@ static void lsGate(lsDb *p) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* lsGateDone counts a reset lsGate let through once it is done: Go takes
+** as the baseline of a generation only the resets whose effect it could
+** have seen, since lsGate counts each before it happens. */
+static void lsGateDone(lsDb *p) {
+  pthread_mutex_lock(&p->mu);
+  p->ev.restartsDone++;
+  lsEventLocked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
 static void lsDbWriteBegin(lsDb *p) {
   pthread_mutex_lock(&p->mu);
   if (p->snapshotting && p->goAttached && !p->ev.shutdown) {
@@ -365,7 +375,9 @@ __attribute__((noinline)) static int lsWriteWatched(sqlite3_file *pFile,
       pthread_mutex_unlock(&d->mu);
     }
     d->walDirty = 1;
-    return o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+    rc = o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
+    if (iOfst == 0) lsGateDone(d);
+    return rc;
   }
   lsDbWriteBegin(p->pDb);
   rc = o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
@@ -395,7 +407,9 @@ static int lsTruncate(sqlite3_file *pFile, sqlite3_int64 size) {
   }
   if (p->kind == LS_WAL) {
     lsGate(p->pDb);
-    return o->pMethods->xTruncate(o, size);
+    rc = o->pMethods->xTruncate(o, size);
+    lsGateDone(p->pDb);
+    return rc;
   }
   lsDbWriteBegin(p->pDb);
   rc = o->pMethods->xTruncate(o, size);
@@ -715,11 +729,12 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
 
 static int lsDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir) {
   (void)pVfs;
-  if (zName) {
-    lsDb *d = lsDbForWal(zName);
-    if (d) lsGate(d);
-  }
-  return pOrigVfs->xDelete(pOrigVfs, zName, syncDir);
+  lsDb *d = zName ? lsDbForWal(zName) : 0;
+  int rc;
+  if (d) lsGate(d);
+  rc = pOrigVfs->xDelete(pOrigVfs, zName, syncDir);
+  if (d && !lsForked) lsGateDone(d);
+  return rc;
 }
 /* ---------- process hooks ---------- */
 

@@ -26,6 +26,7 @@ typedef struct lsEvents {
   uint32_t salt1, salt2;     /* WAL salts at the last announce */
   uint32_t endMxFrame;       /* last mxFrame of a generation about to end */
   uint32_t endSalt1, endSalt2; /* its salts */
+  uint64_t restartsDone;     /* restarts here, counted once done */
   uint64_t closes;           /* times the last main-db handle closed */
   uint64_t closeIno, closeSize; /* the database file then (stat) */
   int64_t closeMtimeNs, closeCtimeNs;

@@ -18,12 +18,22 @@ import (
 // the old one was captured first); anything else means frames may have been
 // lost, and a snapshot is owed.
 func (db *DB) adopt(ev Events) (bool, error) {
+	// The shims count a reset before doing it, so counters read after the
+	// header include every reset whose effect the header shows; those read
+	// before it are the baseline of a generation adopted now (the counters
+	// after it may include resets of that generation itself: two
+	// truncations in a row between the two reads left the next header
+	// with none counted since, and a snapshot).
+	raw := db.host.Events()
+	before := db.merge(raw)
+	// Resets counted but not yet done here could not have shown in the
+	// header read next: they belong to the next generation, not the
+	// baseline.
+	base := before.Restarts - (raw.Restarts - raw.RestartsDone)
 	hdr, st, err := db.fol.CheckHeader()
 	if err != nil {
 		return false, err
 	}
-	// The shims count a reset before doing it, so counters read after the
-	// header include every reset whose effect the header shows.
 	ev = db.merge(db.host.Events())
 	switch st {
 	case WALSameGen:
@@ -37,7 +47,9 @@ func (db *DB) adopt(ev Events) (bool, error) {
 				return false, db.owe("the WAL was reset before all its commits were read")
 			}
 			db.fol.Unfollow()
-			db.genRestarts = ev.Restarts
+			// Resets counted and not yet done when the WAL was seen
+			// empty are of what comes next (a header being written).
+			db.genRestarts = base
 		}
 		return false, nil
 	default: // WALNewGeneration
@@ -49,7 +61,7 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		// generation, whatever its salts (a connection that never
 		// restarted the WAL itself writes random ones).
 		afterEmpty := !db.fol.Following() && ev.Restarts > db.genRestarts
-		if !afterEmpty && !db.fol.Succeeds(hdr) {
+		if !afterEmpty && !db.fol.Succeeds(hdr, ev.Restarts-db.genRestarts) {
 			old := db.fol.Header()
 			return false, db.owe(fmt.Sprintf("a WAL generation was missed (another process restarted it): followed salt-1 %#x, found %#x, resets counted %d since",
 				old.Salt1, hdr.Salt1, ev.Restarts-db.genRestarts))
@@ -58,7 +70,7 @@ func (db *DB) adopt(ev Events) (bool, error) {
 			return false, db.owe("the WAL was restarted before all its commits were read")
 		}
 		db.fol.Follow(hdr)
-		db.genRestarts = ev.Restarts
+		db.genRestarts = base
 		return true, nil
 	}
 }

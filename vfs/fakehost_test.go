@@ -158,7 +158,7 @@ func (h *fakeHost) shutdown()         { h.update(func(ev *Events) { ev.Shutdown 
 func (h *fakeHost) attachedNow() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.attached }
 func (h *fakeHost) gateTimeout()      { h.update(func(ev *Events) { ev.GateTimeouts++ }) }
 func (h *fakeHost) exclusiveWrite()   { h.update(func(ev *Events) { ev.ExclusiveWrites++ }) }
-func (h *fakeHost) reset()            { h.update(func(ev *Events) { ev.Restarts++ }) }
+func (h *fakeHost) reset()            { h.update(func(ev *Events) { ev.Restarts++; ev.RestartsDone++ }) }
 func (h *fakeHost) open(conns, wals int) {
 	h.update(func(ev *Events) { ev.Conns, ev.WALOpen = conns, wals })
 }

@@ -116,20 +116,24 @@ func (f *Follower) Follow(hdr WALHeader) {
 	clear(f.index)
 }
 
-// Succeeds reports whether hdr, read from the current file, is the
-// generation right after the last one followed. In the same file a WAL
-// restart (walRestartHdr) sets salt-1 to the previous salt-1 plus one, so
-// a jump means a generation was missed. The checkpoint sequence is
-// incremented too, but by the restarting connection from its own count:
-// with several connections it proves nothing on its own; it is accepted
-// for a header written after a truncation by the connection that
-// truncated (its salts are then its own). In a new file (the WAL was
-// deleted and created again) neither proves anything: it reports true.
-func (f *Follower) Succeeds(hdr WALHeader) bool {
+// Succeeds reports whether hdr, read from the current file, can be the
+// generation after the one followed, with counted resets let through the
+// gates since it was adopted. In the same file a WAL restart
+// (walRestartHdr) sets salt-1 to the previous salt-1 plus one and
+// increments the checkpoint sequence; each checkpoint that restarts
+// does so, even of an empty WAL (two wal_checkpoint(TRUNCATE) in a row
+// add two), so salt-1 or the sequence may move by up to counted. A jump
+// past that means a generation was missed. The sequence is kept by each
+// connection from its own count, so either one moving suffices; a header
+// written after a truncation by a connection that never restarted the WAL
+// has random salts and proves nothing. In a new file (the WAL was deleted
+// and created again) neither proves anything: it reports true.
+func (f *Follower) Succeeds(hdr WALHeader, counted uint64) bool {
 	if f.hdrIno == 0 || f.ino != f.hdrIno {
 		return true
 	}
-	return hdr.Salt1 == f.hdr.Salt1+1 || hdr.CkptSeq == f.hdr.CkptSeq+1
+	within := func(d uint32) bool { return d >= 1 && uint64(d) <= max(counted, 1) }
+	return within(hdr.Salt1-f.hdr.Salt1) || within(hdr.CkptSeq-f.hdr.CkptSeq)
 }
 
 // Unfollow forgets the generation being followed.

@@ -22,6 +22,7 @@ type Events struct {
 	EndMxFrame      uint32        // committed frames of a generation about to end
 	EndSalt1        uint32        // its salts
 	EndSalt2        uint32
+	RestartsDone    uint64    // this process's Restarts, counted once done
 	Closes          uint64    // times the process's last main-db handle closed
 	Closed          FileStamp // the database file at the last of them
 	WALOpen         int       // WAL handles open now

@@ -47,6 +47,8 @@ func (db *DB) snapshot() error {
 	covered := db.merge(db.host.Events())
 
 	db.fol.Unfollow()
+	raw := db.host.Events()
+	base := db.merge(raw).Restarts - (raw.Restarts - raw.RestartsDone) // before the header: see adopt
 	hdr, st, err := db.fol.CheckHeader()
 	if err != nil {
 		return err
@@ -71,7 +73,7 @@ func (db *DB) snapshot() error {
 			}
 		}
 	}
-	db.genRestarts = db.host.Events().Restarts
+	db.genRestarts = base
 
 	f, err := db.host.OpenDBFile()
 	if err != nil {

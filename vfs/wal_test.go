@@ -442,3 +442,60 @@ func BenchmarkReadTxns(b *testing.B) {
 		})
 	}
 }
+
+// TestFollowerSucceeds: a header in the same file follows the generation
+// followed if salt-1 or the checkpoint sequence moved by 1 to one more
+// than the resets counted since (two wal_checkpoint(TRUNCATE) in a row
+// move both by two); a larger jump, or none, is a missed generation; in a
+// new file nothing can be told (true).
+func TestFollowerSucceeds(t *testing.T) {
+	tests := []struct {
+		name        string
+		salt1, ckpt uint32
+		counted     uint64
+		newFile     bool
+		want        bool
+	}{
+		{"NextRestart", 101, 6, 1, false, true},
+		{"TwoTruncations", 102, 7, 2, false, true},
+		{"TwoBumpsOneCounted", 102, 7, 1, false, false},
+		{"UncountedJump", 104, 9, 1, false, false},
+		{"SaltOnly", 102, 0, 2, false, true},
+		{"SequenceOnly", 9999, 6, 0, false, true},
+		{"Same", 100, 5, 3, false, false},
+		{"RandomSalts", 0x7a3f, 0, 3, false, false},
+		{"NewFile", 0x7a3f, 0, 0, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "db-wal")
+			w := newWALWriter(512, 100, 1)
+			w.header(5)
+			w.frame(1, 1, 'a')
+			w.write(t, path)
+			f := NewFollower(path)
+			defer f.Close()
+			hdr, _, err := f.CheckHeader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Follow(hdr)
+			next := newWALWriter(512, tt.salt1, 2)
+			next.header(tt.ckpt)
+			if tt.newFile {
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			next.write(t, path)
+			hdr, st, err := f.CheckHeader()
+			if err != nil || st != WALNewGeneration {
+				t.Fatalf("CheckHeader st=%v err=%v", st, err)
+			}
+			if got := f.Succeeds(hdr, tt.counted); got != tt.want {
+				t.Errorf("Succeeds(salt-1 %d, sequence %d, counted %d) = %v, want %v", tt.salt1, tt.ckpt, tt.counted, got, tt.want)
+			}
+		})
+	}
+}
