@@ -53,3 +53,32 @@ func TestReopenAfterForeignWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestReopenInRollbackMode: while the process has no connection open, a
+// writer without the extension switches the database to a rollback
+// journal and commits. The reopened database's status said ok (local =
+// replicated) with those commits in no replica, though litestream_sync
+// failed (found by an attack): it now says not-replicating, naming the
+// journal mode, until WAL mode is back and a snapshot takes the rows.
+func TestReopenInRollbackMode(t *testing.T) {
+	dir, db := newDB(t)
+	p := startC(t, db, dbURI(db), nil)
+	p.must("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES('ext');")
+	p.sync(20000)
+	p.must(".open " + dbURI(filepath.Join(dir, "other.db")))
+	sqlitePlain(t, db, "PRAGMA journal_mode=DELETE; INSERT INTO t(v) VALUES('plain'), ('plain');")
+	p.must(".open " + dbURI(db))
+	if got := p.must("SELECT count(*) FROM t;"); len(got) != 1 || got[0] != "3" {
+		t.Fatalf("rows after the reopen: %q", got)
+	}
+	if st := p.status(); st.State() != "not-replicating" || !strings.Contains(st.Str("reason"), "journal_mode") {
+		t.Errorf("status right after the reopen in rollback mode: %s", st)
+	}
+	if _, e := p.exec(syncLine(2000)); e == "" {
+		t.Errorf("litestream_sync in rollback mode succeeded")
+	}
+	p.must("PRAGMA journal_mode=WAL;")
+	p.must("INSERT INTO t(v) VALUES('ext again');")
+	p.sync(20000)
+	closeAndVerify(t, p, db, 2)
+}

@@ -538,7 +538,7 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 			return nil
 		}
 		if !wal {
-			db.setReason("journal_mode is not WAL: only WAL databases are replicated", true)
+			db.setReason(reasonNotWAL, true)
 			db.needSnapshot = true
 			return nil
 		}
@@ -633,6 +633,17 @@ func (db *DB) walMode() (wal, empty bool, err error) {
 		return false, false, nil
 	}
 	return b[18] == 2 && b[19] == 2, false, nil
+}
+
+// reasonNotWAL says why a database in a rollback-journal mode is not
+// replicated.
+const reasonNotWAL = "journal_mode is not WAL: only WAL databases are replicated"
+
+// notWAL reports whether the database file says it is in a rollback-journal
+// mode (one read of its header).
+func (db *DB) notWAL() bool {
+	wal, empty, err := db.walMode()
+	return err == nil && !empty && !wal
 }
 
 // setReason records why the database is not replicated ("" if it is);

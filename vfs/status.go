@@ -118,6 +118,12 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	case ev.Acked < ev.Announced || db.sh.u32(offSeq).Load() != stepSeq:
 		// A commit (of this process or another) not yet captured.
 		st.State = StateBehind
+	case ev != (Events{}) && ev.WALOpen == 0 && db.notWAL():
+		// Switched to a rollback journal (by a writer without the
+		// extension while no connection here was open, say) and no step
+		// has looked yet: its commits reach no replica.
+		st.State, st.Reason = StateNotReplicating, reasonNotWAL
+		db.host.Notify()
 	case ev != (Events{}) && db.walChanged():
 		// A writer without the extension announces nothing: the WAL
 		// changed since the last step began. (publish passes no events
