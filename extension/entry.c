@@ -20,6 +20,9 @@ SQLITE_EXTENSION_INIT3
   "by the process that replicates this database; call it in that process " \
   "or after exec()"
 
+/* The longest litestream_sync(timeout_ms) waits: a day. */
+#define LS_SYNC_MAX_MS 86400000
+
 static void lsSyncFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   const char *zPath = sqlite3_db_filename(db, "main");
@@ -31,7 +34,22 @@ static void lsSyncFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   if (argc > 0 && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
-    timeoutMs = sqlite3_value_int(argv[0]);
+    /* An integer number of milliseconds, at most a day: text, blobs and
+    ** fractions were taken as 0, and values past 32 bits wrapped (2^31
+    ** waited -2147483648 ms). */
+    sqlite3_int64 v = sqlite3_value_int64(argv[0]);
+    int t = sqlite3_value_numeric_type(argv[0]);
+    if ((t != SQLITE_INTEGER &&
+         !(t == SQLITE_FLOAT && sqlite3_value_double(argv[0]) == (double)v)) ||
+        v < 0 || v > LS_SYNC_MAX_MS) {
+      char *zMsg = sqlite3_mprintf(
+          "litestream_sync: timeout_ms must be an integer from 0 to %d, got %s",
+          LS_SYNC_MAX_MS, sqlite3_value_text(argv[0]) ? (const char *)sqlite3_value_text(argv[0]) : "?");
+      sqlite3_result_error(ctx, zMsg ? zMsg : "litestream_sync: bad timeout_ms", -1);
+      sqlite3_free(zMsg);
+      return;
+    }
+    timeoutMs = (int)v;
   }
   if (zPath && !ls_has_walindex(zPath)) {
     /* A connection that has not read yet: reading once builds the

@@ -191,3 +191,36 @@ func TestBadParamsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncTimeoutArgument: litestream_sync takes an integer number of
+// milliseconds from 0 to a day (86400000); anything else is refused
+// naming it. (Values past 32 bits wrapped: 2147483648 waited -2147483648
+// ms; text, blobs and fractions waited 0 ms; found by an attack.)
+func TestSyncTimeoutArgument(t *testing.T) {
+	_, db := newDB(t)
+	p := startC(t, db, dbURI(db), nil)
+	p.must("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES(1);")
+	for _, tc := range []struct {
+		arg string
+		ok  bool
+	}{
+		{"", true}, {"NULL", true}, {"5000", true}, {"'5000'", true}, {"2.0", true}, {"86400000", true},
+		{"86400001", false}, {"2147483648", false}, {"4294967296", false}, {"9223372036854775807", false},
+		{"-1", false}, {"1.5", false}, {"'abc'", false}, {"x'00'", false}, {"''", false},
+	} {
+		rows, e := p.exec("SELECT litestream_sync(" + tc.arg + ");")
+		switch {
+		case tc.ok && e != "":
+			t.Errorf("litestream_sync(%s): %s", tc.arg, e)
+		case !tc.ok && (e == "" || !strings.Contains(e, "timeout_ms must be an integer from 0 to 86400000")):
+			t.Errorf("litestream_sync(%s) = %q, %q; want a refusal naming timeout_ms", tc.arg, rows, e)
+		}
+	}
+	// 0 is taken: it does not wait for the next capture step.
+	if _, e := p.exec("SELECT litestream_sync(0);"); strings.Contains(e, "must be an integer") {
+		t.Errorf("litestream_sync(0) refused: %s", e)
+	}
+	if r := p.close(); r.Code != 0 {
+		t.Fatalf("client exit\n%s", r)
+	}
+}
