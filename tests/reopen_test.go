@@ -82,3 +82,33 @@ func TestReopenInRollbackMode(t *testing.T) {
 	p.sync(20000)
 	closeAndVerify(t, p, db, 2)
 }
+
+// TestReplicaConflict: a second process opening a database with another
+// replica than the one the replicating process ships to is refused,
+// naming both (its commits went to the owner's replica while its status
+// named its own; found by an attack). The same replica, or none given
+// (the default), opens.
+func TestReplicaConflict(t *testing.T) {
+	dir, db := newDB(t)
+	r1 := filepath.Join(dir, "r1")
+	a := startC(t, db, dbURI(db, "replica="+fileURL(r1)), nil)
+	a.must("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES(1);")
+	a.sync(20000)
+	r := runC(t, dir, dbURI(db, "replica="+fileURL(filepath.Join(dir, "r2"))), []string{"SELECT 1;"}, nil)
+	if r.Code != 3 || !strings.Contains(r.Stderr, "differs from "+fileURL(r1)) {
+		t.Errorf("a second process with another replica: want exit 3 naming %s\n%s", fileURL(r1), r)
+	}
+	if fileExists(filepath.Join(dir, "r2")) {
+		t.Errorf("the refused process created its replica")
+	}
+	b := startC(t, db, dbURI(db, "replica="+fileURL(r1)), nil)
+	b.must("INSERT INTO t VALUES(2);")
+	b.sync(20000)
+	if r := b.close(); r.Code != 0 {
+		t.Fatalf("second process with the same replica\n%s", r)
+	}
+	if r := a.close(); r.Code != 0 {
+		t.Fatalf("owner exit\n%s", r)
+	}
+	verifyRestore(t, db, fileURL(r1))
+}

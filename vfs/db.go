@@ -43,6 +43,9 @@ var (
 	// replication in the process that replicates (Status says stopped):
 	// nothing ships until that process restarts.
 	ErrStopped = safe.ErrStopped
+	// ErrReplicaConflict fails the open of a database another process
+	// replicates to a different replica.
+	ErrReplicaConflict = errors.New("another process replicates this database elsewhere")
 )
 
 // reasonExclusive is the status reason while locking_mode=EXCLUSIVE hides
@@ -195,6 +198,13 @@ func Open(cfg Config) (*DB, error) {
 		// replica through it (shared state); it takes over when that
 		// process goes away.
 		owner, _ := io.ReadAll(io.LimitReader(lock, 32))
+		// Its replica, not this process's, gets this process's commits: a
+		// different one must not be taken silently (status named it while
+		// the commits went elsewhere; found by an attack).
+		if p, err := sh.load(); err == nil && p.OwnerReplica != "" && p.OwnerReplica != cfg.Replica.String() && ownerAlive(sh.ownerPID()) {
+			_ = lock.Close()
+			return nil, fmt.Errorf("%w: replica %s differs from %s, which process %d replicates this database to", ErrReplicaConflict, cfg.Replica, p.OwnerReplica, sh.ownerPID())
+		}
 		db.logger.Info("another process replicates this database; its replicator ships this process's commits", "owner_pid", string(owner))
 		return db, nil
 	}
@@ -206,7 +216,7 @@ func Open(cfg Config) (*DB, error) {
 func (db *DB) takeOwnership() {
 	_ = db.lock.Truncate(0)
 	_, _ = db.lock.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
-	db.sh.takeOver(os.Getpid())
+	db.sh.takeOver(os.Getpid(), db.cfg.Replica.String())
 	db.owner.Store(true)
 }
 

@@ -115,6 +115,7 @@ const (
 	offCompactionError  = 676
 	offForeignTxns      = 936
 	offLastForeignAt    = 944
+	offOwnerReplica     = 952 // the owner's replica (string), set at take-over
 
 	flagReplicaKnown = 1
 )
@@ -183,6 +184,8 @@ type sharedPos struct {
 	CompactionError  string
 	ForeignTxns      uint64
 	LastForeignAt    int64
+
+	OwnerReplica string // where the owner replicates to ("": not known)
 }
 
 // shared is one process's mapping of the shared file.
@@ -256,8 +259,9 @@ func (s *shared) committed() (mx, s1, s2 uint32, ok bool) {
 }
 
 // takeOver resets the position block for a new owner: nothing of the dead
-// owner's is trusted, a torn seqlock included.
-func (s *shared) takeOver(pid int) {
+// owner's is trusted, a torn seqlock included. replica is where the new
+// owner replicates to ("" if it does not fit the field).
+func (s *shared) takeOver(pid int, replica string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lock := s.u32(offLock)
@@ -272,6 +276,10 @@ func (s *shared) takeOver(pid int) {
 	s.putStr(offCompactionError, "")
 	s.u64(offForeignTxns).Store(0)
 	s.u64(offLastForeignAt).Store(0)
+	if len(replica) >= sharedStrLen {
+		replica = ""
+	}
+	s.putStr(offOwnerReplica, replica)
 	s.u32(offOwnerPID).Store(uint32(pid))
 	lock.Store((v | 1) + 1)
 	s.bumpPub()
@@ -371,6 +379,7 @@ func (s *shared) load() (sharedPos, error) {
 			LastSnapshotAt:   int64(s.u64(offLastSnapshotAt).Load()),
 			LastCompactionAt: int64(s.u64(offLastCompactionAt).Load()),
 			CompactionError:  s.getStr(offCompactionError),
+			OwnerReplica:     s.getStr(offOwnerReplica),
 			ForeignTxns:      s.u64(offForeignTxns).Load(),
 			LastForeignAt:    int64(s.u64(offLastForeignAt).Load()),
 		}
