@@ -102,6 +102,14 @@ type LocalChecker interface {
 	Exists(level int, minTXID, maxTXID ltx.TXID) (bool, error)
 }
 
+// SkipReporter is implemented by clients whose listings can skip entries
+// (a name that is not an LTX file name, an upload in progress): fn is told
+// of each, with its path and why, so a restore never ignores what is there
+// without a word. Set it before first use.
+type SkipReporter interface {
+	OnSkipped(fn func(path, why string))
+}
+
 // SortFileInfos orders files by MinTXID, then MaxTXID, as LTXFiles returns
 // them.
 func SortFileInfos(infos []*ltx.FileInfo) {

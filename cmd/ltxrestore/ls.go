@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/replica"
-	"github.com/litestream-vfs/litestream_vfs/replica/file"
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
 	"github.com/litestream-vfs/litestream_vfs/restore"
 	"github.com/superfly/ltx"
@@ -255,18 +254,18 @@ func openSubcommand(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (
 // the entries its listing skips (names that are not LTX file names,
 // uploads in progress): a restore never silently ignores what is there.
 func reportSkips(client replica.Client, stderr io.Writer) {
-	fc, ok := client.(*file.Client)
+	sr, ok := client.(replica.SkipReporter)
 	if !ok {
 		return
 	}
 	var mu sync.Mutex
 	seen := map[string]bool{}
-	fc.OnSkip = func(path, why string) {
+	sr.OnSkipped(func(path, why string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !seen[path] {
 			seen[path] = true
 			fmt.Fprintf(stderr, "%s: skipped %s: %s\n", programName, path, why)
 		}
-	}
+	})
 }

@@ -170,6 +170,9 @@ func kindOf(m fs.FileMode) string {
 	}
 }
 
+// OnSkipped sets OnSkip (replica.SkipReporter).
+func (c *Client) OnSkipped(fn func(path, why string)) { c.OnSkip = fn }
+
 func (c *Client) skipped(path, why string) {
 	if c.OnSkip != nil {
 		c.OnSkip(path, why)

@@ -94,6 +94,17 @@ type Client struct {
 	cfg      Config // normalized; holds the credentials, never printed
 	endpoint string // normalized endpoint URL, "scheme://host[:port]"
 	mc       *minio.Client
+	onSkip   func(path, why string)
+}
+
+// OnSkipped is told of every key a listing skips (replica.SkipReporter).
+// Set it before first use.
+func (c *Client) OnSkipped(fn func(path, why string)) { c.onSkip = fn }
+
+func (c *Client) skipped(key, why string) {
+	if c.onSkip != nil {
+		c.onSkip(fmt.Sprintf("s3://%s/%s", c.cfg.Bucket, key), why)
+	}
 }
 
 // NewClient returns a client for cfg. It checks the configuration and
@@ -233,7 +244,8 @@ func (c *Client) key(level int, minTXID, maxTXID ltx.TXID) (string, error) {
 }
 
 // LTXFiles returns the LTX files at level ordered by MinTXID then MaxTXID.
-// Keys whose last element is not an LTX file name are ignored. A level
+// Keys whose last element is not an LTX file name are skipped (and told
+// to OnSkipped). A level
 // without objects returns an empty slice; a missing bucket returns an
 // error wrapping ErrNoSuchBucket.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
@@ -254,10 +266,12 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 		}
 		name, ok := strings.CutPrefix(obj.Key, dir)
 		if !ok || strings.Contains(name, "/") {
-			continue // a common prefix ("sub/") or a foreign key
+			c.skipped(obj.Key, "not an LTX file name (a prefix below the level)")
+			continue
 		}
 		minTXID, maxTXID, err := ltx.ParseFilename(name)
 		if err != nil {
+			c.skipped(obj.Key, "not an LTX file name")
 			continue
 		}
 		infos = append(infos, &ltx.FileInfo{

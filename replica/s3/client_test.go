@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,12 +128,27 @@ func TestClientLTXFilesIgnores(t *testing.T) {
 			t.Fatalf("put %s: %v", key, err)
 		}
 	}
-	infos, err := srv.Client(t, bucket, "p").LTXFiles(ctx, 0)
+	c := srv.Client(t, bucket, "p")
+	var skipped []string
+	c.OnSkipped(func(path, why string) { skipped = append(skipped, path+": "+why) })
+	infos, err := c.LTXFiles(ctx, 0)
 	if err != nil {
 		t.Fatalf("LTXFiles: %v", err)
 	}
 	if len(infos) != 1 || infos[0].MinTXID != 4 {
 		t.Fatalf("LTXFiles(0) = %d files, want only 4-4", len(infos))
+	}
+	// Every key of the level's prefix that is not an LTX file is told of
+	// (they were ignored without a word: a restore older than the replica
+	// with exit 0; found by an attack).
+	slices.Sort(skipped)
+	want := []string{
+		"s3://" + bucket + "/p/0000/0000000000000001-0000000000000001.ltx.tmp: not an LTX file name",
+		"s3://" + bucket + "/p/0000/garbage: not an LTX file name",
+		"s3://" + bucket + "/p/0000/sub/: not an LTX file name (a prefix below the level)",
+	}
+	if !slices.Equal(skipped, want) {
+		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(skipped, "\n"), strings.Join(want, "\n"))
 	}
 }
 
