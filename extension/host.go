@@ -103,16 +103,26 @@ func (h *host) SetAttached(b bool) {
 	C.ls_set_attached(h.p, C.int(v))
 }
 
+// SQLite's primary result codes for a lock another connection holds.
+const (
+	sqliteBusy   = 5
+	sqliteLocked = 6
+)
+
 func (h *host) HoldReadTxn() (func(), error) {
 	cpath := C.CString(h.path)
 	defer C.free(unsafe.Pointer(cpath))
 	var cerr *C.char
-	db := C.ls_reader_begin(cpath, &cerr)
+	var rc C.int
+	db := C.ls_reader_begin(cpath, &cerr, &rc)
 	if db == nil {
 		msg := "unknown error"
 		if cerr != nil {
 			msg = C.GoString(cerr)
 			C.free(unsafe.Pointer(cerr))
+		}
+		if primary := rc & 0xff; primary == sqliteBusy || primary == sqliteLocked {
+			return nil, fmt.Errorf("begin read transaction: %w: %s", vfs.ErrBusy, msg)
 		}
 		return nil, fmt.Errorf("begin read transaction: %s", msg)
 	}

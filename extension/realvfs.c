@@ -25,7 +25,7 @@ int ls_reader_starting(void) {
   return __atomic_load_n(&lsReaderStarting, __ATOMIC_ACQUIRE);
 }
 
-void *ls_reader_begin(const char *zPath, char **pzErr) {
+void *ls_reader_begin(const char *zPath, char **pzErr, int *pRc) {
   sqlite3 *db = 0;
   int rc;
   if (pOrigVfs == 0) return 0;
@@ -39,6 +39,7 @@ void *ls_reader_begin(const char *zPath, char **pzErr) {
     rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM sqlite_schema;", 0, 0, 0);
   }
   __atomic_sub_fetch(&lsReaderStarting, 1, __ATOMIC_SEQ_CST);
+  *pRc = rc;
   if (rc != SQLITE_OK) {
     *pzErr = strdup(db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close(db);

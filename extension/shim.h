@@ -134,7 +134,7 @@ void ls_set_attached(lsDb *p, int attached);
 void ls_snapshot_begin(lsDb *p);
 void ls_snapshot_end(lsDb *p);
 void ls_get_events(lsDb *p, lsEvents *out);
-void *ls_reader_begin(const char *zPath, char **pzErr);
+void *ls_reader_begin(const char *zPath, char **pzErr, int *pRc);
 /* ls_reader_starting reports whether ls_reader_begin is under way in this
 ** process (realvfs.c). */
 int ls_reader_starting(void);

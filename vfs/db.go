@@ -43,6 +43,11 @@ var (
 	// replication in the process that replicates (Status says stopped):
 	// nothing ships until that process restarts.
 	ErrStopped = safe.ErrStopped
+	// ErrBusy is returned by Host.HoldReadTxn when a connection of the
+	// host holds the database exclusively (a closing connection's
+	// checkpoint, a journal mode change): the capture tries again soon,
+	// without a warning.
+	ErrBusy = errors.New("the database is busy")
 	// ErrReplicaConflict fails the open of a database another process
 	// replicates to a different replica.
 	ErrReplicaConflict = errors.New("another process replicates this database elsewhere")
@@ -361,6 +366,11 @@ func (db *DB) loop(ctx context.Context) {
 			db.logger.Debug("step", "txns", db.batched, "took", time.Since(t0))
 		}
 		switch {
+		case errors.Is(err, ErrBusy):
+			// Held exclusively for a moment (a closing connection
+			// checkpoints, a journal mode changes): not a failure.
+			db.logger.Debug("capture waits: the database is busy", "err", err)
+			retry = 10 * time.Millisecond
 		case err != nil:
 			db.setError(err)
 			warned.failed(db.logger, err)
