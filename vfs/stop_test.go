@@ -74,8 +74,11 @@ func TestPanicStopsReplication(t *testing.T) {
 		if st.State != StateStopped || !strings.Contains(st.LastError, "boom in an upload") || st.Reason == "" {
 			t.Fatalf("%s: Status after the panic = %+v; want stopped, the panic in last_error", name, st)
 		}
-		if st.ReplicatedTXID != uint64(shipped) || st.LocalTXID <= uint64(shipped) {
-			t.Errorf("%s: replicated/local TXID %d/%d after the panic, want the last one shipped (%d) and a later one", name, st.ReplicatedTXID, st.LocalTXID, shipped)
+		// Local is the position last published: the panicking upload can
+		// beat the publish of the step that captured the commit (1 in a
+		// loaded -race run), so it may still be the shipped one.
+		if st.ReplicatedTXID != uint64(shipped) || st.LocalTXID < uint64(shipped) {
+			t.Errorf("%s: replicated/local TXID %d/%d after the panic, want the last one shipped (%d) and no earlier local one", name, st.ReplicatedTXID, st.LocalTXID, shipped)
 		}
 	}
 	if f.host.attachedNow() {
