@@ -79,12 +79,13 @@ void ls_get_events(lsDb *p, lsEvents *out) {
   pthread_mutex_unlock(&p->mu);
 }
 
-/* ls_walindex reads mxFrame and the salts from the live wal-index header,
-** taking the two copies SQLite keeps (bytes 0-47 and 48-95) only when they
-** agree, as its readers do. Returns 0 if there is no mapping or no stable
-** read. */
+/* ls_walindex reads mxFrame, the salts and the change counter (iChange,
+** bumped by every commit of any connection) from the live wal-index
+** header, taking the two copies SQLite keeps (bytes 0-47 and 48-95) only
+** when they agree, as its readers do. Returns 0 if there is no mapping or
+** no stable read. */
 int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
-                uint32_t *pSalt2) {
+                uint32_t *pSalt2, uint32_t *pChange) {
   int ok = 0, tries;
   pthread_mutex_lock(&p->mu);
   for (tries = 0; p->pShm0 && tries < 100 && !ok; tries++) {
@@ -95,6 +96,7 @@ int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
     __sync_synchronize();
     for (i = 0; i < 48; i++) b[i] = h[48 + i];
     if (memcmp(a, b, 48) == 0 && a[12] /* isInit */) {
+      memcpy(pChange, a + 8, 4);
       memcpy(pMxFrame, a + 16, 4);
       *pSalt1 = ((uint32_t)a[32] << 24) | ((uint32_t)a[33] << 16) |
                 ((uint32_t)a[34] << 8) | a[35];

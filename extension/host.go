@@ -39,6 +39,7 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 		EndMxFrame:      uint32(ev.endMxFrame),
 		EndSalt1:        uint32(ev.endSalt1),
 		EndSalt2:        uint32(ev.endSalt2),
+		EndChange:       uint32(ev.endChange),
 		Salt1:           uint32(ev.salt1),
 		Salt2:           uint32(ev.salt2),
 		RestartsDone:    uint64(ev.restartsDone),
@@ -76,12 +77,12 @@ func (h *host) Notify() { C.ls_notify(h.p) }
 
 func (h *host) ShareState(addr unsafe.Pointer) { C.ls_set_shared(h.p, addr) }
 
-func (h *host) WALIndex() (mxFrame, salt1, salt2 uint32, ok bool) {
-	var mx, s1, s2 C.uint32_t
-	if C.ls_walindex(h.p, &mx, &s1, &s2) == 0 {
-		return 0, 0, 0, false
+func (h *host) WALIndex() (vfs.WALIndex, bool) {
+	var mx, s1, s2, chg C.uint32_t
+	if C.ls_walindex(h.p, &mx, &s1, &s2, &chg) == 0 {
+		return vfs.WALIndex{}, false
 	}
-	return uint32(mx), uint32(s1), uint32(s2), true
+	return vfs.WALIndex{MxFrame: uint32(mx), Salt1: uint32(s1), Salt2: uint32(s2), Change: uint32(chg)}, true
 }
 
 func (h *host) Events() vfs.Events {

@@ -143,6 +143,8 @@ static void lsRecordEnd(lsFile *p) {
   if (p->pShm0 == 0) return;
   lsReadHdr(p->pShm0, &mx, &s1, &s2);
   pthread_mutex_lock(&d->mu);
+  /* iChange, at byte 8: bumped by every commit, kept by a restart */
+  d->ev.endChange = *(const volatile uint32_t *)((const volatile char *)p->pShm0 + 8);
   d->ev.endMxFrame = mx;
   d->ev.endSalt1 = s1;
   d->ev.endSalt2 = s2;

@@ -26,6 +26,7 @@ typedef struct lsEvents {
   uint32_t salt1, salt2;     /* WAL salts at the last announce */
   uint32_t endMxFrame;       /* last mxFrame of a generation about to end */
   uint32_t endSalt1, endSalt2; /* its salts */
+  uint32_t endChange;        /* the wal-index change counter then (iChange) */
   uint64_t restartsDone;     /* restarts here, counted once done */
   uint64_t closes;           /* times the last main-db handle closed */
   uint64_t closeIno, closeSize; /* the database file then (stat) */
@@ -129,7 +130,7 @@ int ls_has_walindex(const char *zPath);
 void ls_ack(lsDb *p, uint64_t seq, uint32_t salt1, uint32_t salt2,
             uint32_t frames);
 int ls_walindex(lsDb *p, uint32_t *pMxFrame, uint32_t *pSalt1,
-                uint32_t *pSalt2);
+                uint32_t *pSalt2, uint32_t *pChange);
 void ls_set_attached(lsDb *p, int attached);
 void ls_snapshot_begin(lsDb *p);
 void ls_snapshot_end(lsDb *p);

@@ -48,31 +48,65 @@ func TestOpenFails(t *testing.T) {
 // snapshot in all (the first), no warning, and a litestream_sync right
 // after the storm returns at once (a tight loop made 315 snapshots, 158 MB
 // of replica for a 1.3 MB database, and the sync timed out with 12,547
-// transactions pending). Two processes taking turns still snapshot now and
-// then (docs/design.md, known limits).
+// transactions pending). Also with the checkpoints on a second connection
+// or in a second process, whose writer's headers have random salts.
 func TestCheckpointStorm(t *testing.T) {
 	const commits = 300
-	for _, tc := range []struct{ name, after string }{
-		{"Truncate", "PRAGMA wal_checkpoint(TRUNCATE);"},
+	for _, tc := range []struct {
+		name, after string
+		other       bool // after runs on a second connection of the process
+		process     bool // after runs in a second process
+	}{
+		{"Truncate", "PRAGMA wal_checkpoint(TRUNCATE);", false, false},
 		// Each checkpoint that restarts bumps salt-1, an empty WAL's too:
 		// two in a row left a header two ahead, taken for a missed
 		// generation (74 snapshots in 100 commits; found by an attack).
-		{"TruncateTwice", "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA wal_checkpoint(TRUNCATE);"},
-		{"RestartThenTruncate", "PRAGMA wal_checkpoint(RESTART); PRAGMA wal_checkpoint(TRUNCATE);"},
+		{"TruncateTwice", "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA wal_checkpoint(TRUNCATE);", false, false},
+		{"RestartThenTruncate", "PRAGMA wal_checkpoint(RESTART); PRAGMA wal_checkpoint(TRUNCATE);", false, false},
+		// A connection that never restarted the WAL itself writes a header
+		// with random salts after another one truncated it: nothing in the
+		// header links it to the generation before (every other commit
+		// snapshotted; found by an attack). SQLite's wal-index change
+		// counter does.
+		{"OtherConnection", "PRAGMA wal_checkpoint(TRUNCATE);", true, false},
+		{"OtherProcess", "PRAGMA wal_checkpoint(TRUNCATE);", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, db := newDB(t)
-			p := startC(t, db, dbURI(db), nil)
+			var p *cproc
+			if tc.other {
+				p = startPy(t, db, dbURI(db), nil)
+			} else {
+				p = startC(t, db, dbURI(db), nil)
+			}
 			p.must("PRAGMA journal_mode=WAL; CREATE TABLE s(id INTEGER PRIMARY KEY, v BLOB);")
+			var q *cproc
+			if tc.process {
+				q = startC(t, db, dbURI(db), nil)
+			}
 			start := time.Now()
 			for i := 0; i < commits; i++ {
-				p.must("INSERT INTO s(v) VALUES(randomblob(3000)); " + tc.after)
+				switch {
+				case tc.other:
+					p.must("INSERT INTO s(v) VALUES(randomblob(3000));")
+					p.must("@1 " + tc.after)
+				case tc.process:
+					p.must("INSERT INTO s(v) VALUES(randomblob(3000));")
+					q.must(tc.after)
+				default:
+					p.must("INSERT INTO s(v) VALUES(randomblob(3000)); " + tc.after)
+				}
 			}
 			storm := time.Since(start)
 			t0 := time.Now()
 			txid := p.sync(30000)
 			t.Logf("%d commits, each followed by %q, in %v (%.2f ms each); sync after it took %v, TXID %d",
 				commits, tc.after, storm.Round(time.Millisecond), float64(storm.Microseconds())/1000/commits, time.Since(t0).Round(time.Millisecond), txid)
+			if q != nil {
+				if r := q.close(); r.Code != 0 {
+					t.Fatalf("checkpointing process\n%s", r)
+				}
+			}
 			closeAndVerify(t, p, db, 1)
 		})
 	}

@@ -62,9 +62,15 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		// restarted the WAL itself writes random ones).
 		afterEmpty := !db.fol.Following() && ev.Restarts > db.genRestarts
 		if !afterEmpty && !db.fol.Succeeds(hdr, ev.Restarts-db.genRestarts) {
-			old := db.fol.Header()
-			return false, db.owe(fmt.Sprintf("a WAL generation was missed (another process restarted it): followed salt-1 %#x, found %#x, resets counted %d since",
-				old.Salt1, hdr.Salt1, ev.Restarts-db.genRestarts))
+			linked, wait, err := db.linked(hdr)
+			if err != nil || wait {
+				return false, err
+			}
+			if !linked {
+				old := db.fol.Header()
+				return false, db.owe(fmt.Sprintf("a WAL generation was missed (another process restarted it): followed salt-1 %#x, found %#x, resets counted %d since",
+					old.Salt1, hdr.Salt1, ev.Restarts-db.genRestarts))
+			}
 		}
 		if db.fol.Following() && db.endsBeyond(ev) {
 			return false, db.owe("the WAL was restarted before all its commits were read")
@@ -73,6 +79,53 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		db.genRestarts = base
 		return true, nil
 	}
+}
+
+// linked reports whether SQLite's wal-index change counter proves that the
+// generation of hdr follows the position captured with no commit between:
+// every commit of any connection, with or without the extension, bumps
+// it once, across restarts. That is the only link left when the header's
+// salts prove nothing: a connection that never restarted the WAL itself
+// writes random salts after another one truncated it (a pool whose other
+// connection checkpoints). wait reports that no commit at all happened
+// since the capture, while the header's first commit is not yet published:
+// nothing can have been missed, and the next step decides.
+func (db *DB) linked(hdr WALHeader) (linked, wait bool, err error) {
+	if !db.changeKnown {
+		return false, false, nil
+	}
+	idx, ok := db.host.WALIndex()
+	if !ok {
+		return false, false, nil
+	}
+	var n uint32
+	switch ev := db.host.Events(); {
+	case idx.Salt1 == hdr.Salt1 && idx.Salt2 == hdr.Salt2:
+		n, err = db.fol.CountCommits(hdr, idx.MxFrame)
+	case ev.EndSalt1 == hdr.Salt1 && ev.EndSalt2 == hdr.Salt2:
+		// A restart of that generation has begun in this process
+		// (walRestartHdr reset the wal-index; the gate waits at the
+		// truncation or the header write): the end recorded just
+		// before it is the generation's.
+		idx = WALIndex{MxFrame: ev.EndMxFrame, Change: ev.EndChange}
+		n, err = db.fol.CountCommits(hdr, idx.MxFrame)
+	case idx.MxFrame == 0 && idx.Salt1 == hdr.Salt1+1:
+		// Another process's restart of it has begun (walRestartHdr adds
+		// one to salt-1; nothing was committed since, or mxFrame would
+		// not be 0): the file still holds the generation, whose gate
+		// waits for the capture; its commits are counted by the chain.
+		n, err = db.fol.ChainCommits(hdr)
+	default:
+		return false, idx.Change == db.capChange, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	if idx.Change-db.capChange != n {
+		db.logger.Debug("wal-index change counter does not link the WAL generation", "commits_since", idx.Change-db.capChange, "in_generation", n)
+		return false, false, nil
+	}
+	return true, false, nil
 }
 
 // verifyGeneration checks, after pages were read from WAL frames, that the
@@ -137,8 +190,10 @@ func (db *DB) trusted() (n uint32, exact bool) {
 	if mx, s1, s2, ok := db.sh.committed(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
 		n = max(n, mx)
 	}
-	if mx, s1, s2, ok := db.host.WALIndex(); ok && s1 == hdr.Salt1 && s2 == hdr.Salt2 {
-		n, exact = max(n, mx), mx >= n
+	db.boundExact = false
+	if idx, ok := db.host.WALIndex(); ok && idx.Salt1 == hdr.Salt1 && idx.Salt2 == hdr.Salt2 {
+		n, exact = max(n, idx.MxFrame), idx.MxFrame >= n
+		db.bound, db.boundExact = idx, exact
 	}
 	return n, exact
 }
@@ -168,14 +223,27 @@ func (db *DB) follow(ev Events) error {
 	for {
 		txns, err := db.fol.ReadTxns(maxBatchBytes, n, limit)
 		if err != nil {
+			db.changeKnown = false
 			return err
 		}
 		if len(txns) == 0 {
+			db.linkCaptured()
 			return nil
 		}
+		db.capChange += uint32(len(txns))
 		if err := db.append(txns); err != nil || db.needSnapshot {
+			db.changeKnown = db.changeKnown && err == nil && !db.needSnapshot
 			return err
 		}
+	}
+}
+
+// linkCaptured takes the wal-index change counter of the step's bounds as
+// that of the position captured, once the follower has read every commit
+// it covers.
+func (db *DB) linkCaptured() {
+	if db.boundExact && db.fol.Offset() == WALHeaderSize+int64(db.bound.MxFrame)*db.fol.Header().FrameSize() {
+		db.capChange, db.changeKnown = db.bound.Change, true
 	}
 }
 

@@ -114,11 +114,15 @@ type DB struct {
 
 	// Owned by the capture goroutine.
 	seen          Events
-	shBase        Events      // the shared counters when this process took over
-	covered       *Events     // counters a snapshot (or resume) just covered, for seen
-	genRestarts   uint64      // Restarts when the followed generation was adopted
-	closesChecked uint64      // Closes when a reopen was last checked (changedSince)
-	owner         atomic.Bool // this process holds the replication lock
+	shBase        Events        // the shared counters when this process took over
+	covered       *Events       // counters a snapshot (or resume) just covered, for seen
+	genRestarts   uint64        // Restarts when the followed generation was adopted
+	capChange     uint32        // the wal-index change counter at the position captured (linked)
+	changeKnown   bool          // capChange holds
+	bound         WALIndex      // the live wal-index the step's bounds came from
+	boundExact    bool          // bound is of the followed generation
+	closesChecked atomic.Uint64 // Closes when a reopen was last checked (changedSince; Status reads it)
+	owner         atomic.Bool   // this process holds the replication lock
 	exclusive     bool
 	exclSeen      atomic.Uint64 // ExclusiveWrites the last step saw (Status reads it)
 	ino           uint64        // inode of the database file when first seen
@@ -520,14 +524,20 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		db.host.SetAttached(false)
 		return nil
 	}
-	if ev.Closes != db.closesChecked && ev.Conns > 0 {
+	if ev.Closes != db.closesChecked.Load() && ev.Conns > 0 {
 		// Opened again after the process had no connection: another
 		// process may have changed the database unseen meanwhile.
-		db.closesChecked = ev.Closes
 		if why := changedSince(db.cfg.Path, ev.Closed); why != "" && db.rep.Initialized() {
 			db.logger.Info("the database changed while this process had it closed; checking it against the spooled position", "change", why)
 			db.rep.Reset() // the next snapshot() resumes if the state still matches
 		}
+		// Checked once this step has reconciled: until then Status says
+		// behind.
+		defer func() {
+			if err == nil {
+				db.closesChecked.Store(ev.Closes)
+			}
+		}()
 	}
 	if ev.GateTimeouts != db.seen.GateTimeouts || ev.SnapshotBroken != db.seen.SnapshotBroken {
 		db.needSnapshot = true

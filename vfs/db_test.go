@@ -36,27 +36,32 @@ func TestCapture(t *testing.T) {
 	// salt-1 that jumped means a generation was missed: a snapshot each.
 	// A header with checkpoint sequence 0 comes from a connection that
 	// never restarted the WAL itself, and SQLite gives it random salts
-	// (sqlite3WalFrames): continuity cannot be proven, a snapshot follows
-	// (docs/design.md, known limits: two processes taking turns at
-	// wal_checkpoint(TRUNCATE)).
+	// (sqlite3WalFrames): the salts prove nothing, but the wal-index
+	// change counter, bumped by every commit, does: a counted restart is
+	// followed on if no commit happened in between (between: commits in a
+	// generation no step saw).
 	for _, tc := range []struct {
 		name      string
 		saltDelta uint32
 		ckptSeq   uint32
 		counted   bool
+		between   uint32
 		snapshots int
 	}{
-		{"RestartCounted", 1, 7, true, 1},
-		{"RestartUncounted", 1, 7, false, 2},
-		{"MissedGeneration", 2, 7, true, 2},
-		{"RandomSaltsCounted", 0x5eed, 0, true, 2},
-		{"RandomSaltsUncounted", 0x5eed, 0, false, 2},
+		{"RestartCounted", 1, 7, true, 0, 1},
+		{"RestartUncounted", 1, 7, false, 0, 2},
+		{"MissedGeneration", 2, 7, true, 1, 2},
+		{"SaltJumpNoCommitBetween", 2, 7, true, 0, 1},
+		{"RandomSaltsCounted", 0x5eed, 0, true, 0, 1},
+		{"RandomSaltsCommitBetween", 0x5eed, 0, true, 1, 2},
+		{"RandomSaltsUncounted", 0x5eed, 0, false, 0, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeDB(t)
 			f.start()
 			f.commit(map[uint32]byte{2: 0x22}, true)
 			f.sync()
+			f.lost = tc.between
 			f.restartBy(f.w.salt1+tc.saltDelta, tc.ckptSeq, tc.counted)
 			f.commit(map[uint32]byte{3: 0x33}, true)
 			f.sync()

@@ -37,6 +37,7 @@ type fakeHost struct {
 	mx       uint32 // live wal-index
 	s1, s2   uint32
 	idxOK    bool
+	chg      uint32 // its change counter: bumped by every commit
 	attached bool
 	acks     int
 	openErr  error // OpenDBFile fails with it
@@ -100,10 +101,10 @@ func (h *fakeHost) Notify() { h.update(func(*Events) {}) }
 
 func (h *fakeHost) ShareState(unsafe.Pointer) {}
 
-func (h *fakeHost) WALIndex() (uint32, uint32, uint32, bool) {
+func (h *fakeHost) WALIndex() (WALIndex, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.mx, h.s1, h.s2, h.idxOK
+	return WALIndex{MxFrame: h.mx, Salt1: h.s1, Salt2: h.s2, Change: h.chg}, h.idxOK
 }
 
 func (h *fakeHost) Events() Events {
@@ -217,6 +218,7 @@ type fakeDB struct {
 	db       *DB
 	cancel   context.CancelFunc
 	client   replica.Client // nil: the directory replica under dir
+	lost     uint32         // commits of a generation no step saw: the next restartBy adds them to the wal-index change counter
 }
 
 const fakePageSize = 512
@@ -346,6 +348,9 @@ func (f *fakeDB) commit(pages map[uint32]byte, announce bool) {
 	}
 	f.size = size
 	f.writeWAL()
+	f.host.mu.Lock()
+	f.host.chg++
+	f.host.mu.Unlock()
 	if announce {
 		f.host.commitAnnounced(f.frames, f.w.salt1, f.w.salt2)
 	} else {
@@ -396,6 +401,10 @@ func (f *fakeDB) restartBy(salt1, ckptSeq uint32, counted bool) {
 	f.w.header(ckptSeq)
 	f.frames = 0
 	f.writeWAL()
+	f.host.mu.Lock()
+	f.host.chg += f.lost // with the new salts, as SQLite's header would
+	f.lost = 0
+	f.host.mu.Unlock()
 	f.host.setIndex(0, f.w.salt1, f.w.salt2)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"syscall"
 )
@@ -134,6 +135,41 @@ func (f *Follower) Succeeds(hdr WALHeader, counted uint64) bool {
 	}
 	within := func(d uint32) bool { return d >= 1 && uint64(d) <= max(counted, 1) }
 	return within(hdr.Salt1-f.hdr.Salt1) || within(hdr.CkptSeq-f.hdr.CkptSeq)
+}
+
+// CountCommits returns how many commit frames frames 1..mx of the file
+// hold, read with hdr's page size. The caller knows from SQLite's
+// wal-index that those frames are committed, so no checksum is checked;
+// a frame is taken as ReadTxns takes a trusted one.
+func (f *Follower) CountCommits(hdr WALHeader, mx uint32) (uint32, error) {
+	if f.f == nil {
+		return 0, fmt.Errorf("read wal: %w", os.ErrClosed)
+	}
+	frameSize := hdr.FrameSize()
+	b := make([]byte, WALFrameHeaderSize)
+	var n uint32
+	for i := uint32(0); i < mx; i++ {
+		if _, err := f.f.ReadAt(b, WALHeaderSize+int64(i)*frameSize); err != nil {
+			return n, fmt.Errorf("read wal frame %d: %w", i+1, err)
+		}
+		if fh := ParseWALFrameHeader(b); fh.Pgno != 0 && fh.Commit != 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ChainCommits returns how many transactions of hdr's generation the file
+// holds by the salts and the checksum chain alone, as ReadTxns would read
+// them from its first frame; the follower's own position is left as it is.
+func (f *Follower) ChainCommits(hdr WALHeader) (uint32, error) {
+	if f.f == nil {
+		return 0, fmt.Errorf("read wal: %w", os.ErrClosed)
+	}
+	tmp := &Follower{path: f.path, f: f.f, ino: f.ino, index: make(map[uint32]int64)}
+	tmp.Follow(hdr)
+	txns, err := tmp.ReadTxns(math.MaxInt64, 0, NoLimit)
+	return uint32(len(txns)), err
 }
 
 // Unfollow forgets the generation being followed.

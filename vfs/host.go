@@ -22,6 +22,7 @@ type Events struct {
 	EndMxFrame      uint32        // committed frames of a generation about to end
 	EndSalt1        uint32        // its salts
 	EndSalt2        uint32
+	EndChange       uint32    // the wal-index change counter then
 	RestartsDone    uint64    // this process's Restarts, counted once done
 	Closes          uint64    // times the process's last main-db handle closed
 	Closed          FileStamp // the database file at the last of them
@@ -29,6 +30,13 @@ type Events struct {
 	Conns           int       // main-db handles open now
 	GateWaiters     int       // app threads waiting at a gate
 	Shutdown        bool      // the process is exiting
+}
+
+// WALIndex is what the shim reads of SQLite's wal-index header.
+type WALIndex struct {
+	MxFrame      uint32 // committed frames of the generation
+	Salt1, Salt2 uint32 // its salts
+	Change       uint32 // iChange: bumped by every commit of any connection, across restarts
 }
 
 // FileStamp is what a stat says of a file's identity and last change.
@@ -63,9 +71,9 @@ type Host interface {
 	// the shared state (shared.go), which stays mapped for the life of
 	// the process.
 	ShareState(addr unsafe.Pointer)
-	// WALIndex reads mxFrame and the salts from SQLite's live wal-index
-	// header; ok is false if it is not mapped or not stable.
-	WALIndex() (mxFrame, salt1, salt2 uint32, ok bool)
+	// WALIndex reads SQLite's live wal-index header; ok is false if it is
+	// not mapped or not stable.
+	WALIndex() (idx WALIndex, ok bool)
 	// Events returns the counters now.
 	Events() Events
 	// Ack tells waiting app threads that commits up to seq are captured,

@@ -47,6 +47,7 @@ func (db *DB) snapshot() error {
 	covered := db.merge(db.host.Events())
 
 	db.fol.Unfollow()
+	db.changeKnown = false // linked again by the next step that reads to the wal-index
 	raw := db.host.Events()
 	base := db.merge(raw).Restarts - (raw.Restarts - raw.RestartsDone) // before the header: see adopt
 	hdr, st, err := db.fol.CheckHeader()

@@ -124,6 +124,12 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 		// has looked yet: its commits reach no replica.
 		st.State, st.Reason = StateNotReplicating, reasonNotWAL
 		db.host.Notify()
+	case ev.Conns > 0 && ev.Closes != db.closesChecked.Load() && changedSince(db.cfg.Path, ev.Closed) != "":
+		// Opened again after another process changed the file while
+		// this one had it closed, and no step has checked it yet: what
+		// that process committed may be in no replica.
+		st.State, st.Reason = StateBehind, reasonReopened
+		db.host.Notify()
 	case ev != (Events{}) && db.walChanged():
 		// A writer without the extension announces nothing: the WAL
 		// changed since the last step began. (publish passes no events
@@ -134,6 +140,9 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	}
 	return st, rs
 }
+
+// reasonReopened says why status is behind right after a reopen.
+const reasonReopened = "the database changed while this process had it closed; checking it against the replica"
 
 // sharedStatus fills st from the owner's published state.
 func (db *DB) sharedStatus(st Status) Status {

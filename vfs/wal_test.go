@@ -499,3 +499,62 @@ func TestFollowerSucceeds(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerCountsCommits: CountCommits takes frames 1..mx as SQLite's
+// wal-index does (committed, no checksum check); ChainCommits counts by the
+// salts and checksum chain, stopping at a stale or broken frame. Neither
+// moves the follower.
+func TestFollowerCountsCommits(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(w *walWriter)
+		mx    uint32
+		count uint32 // CountCommits(mx)
+		chain uint32 // ChainCommits
+	}{
+		{"Empty", func(w *walWriter) {}, 0, 0, 0},
+		{"ThreeTxns", func(w *walWriter) {
+			w.frame(1, 0, 'a')
+			w.frame(2, 2, 'b')
+			w.frame(1, 2, 'c')
+			w.frame(3, 3, 'd')
+		}, 4, 3, 3},
+		{"MxStopsCount", func(w *walWriter) {
+			w.frame(1, 1, 'a')
+			w.frame(1, 1, 'b')
+		}, 1, 1, 2},
+		{"UncommittedTail", func(w *walWriter) {
+			w.frame(1, 1, 'a')
+			w.frame(2, 0, 'b')
+		}, 1, 1, 1},
+		{"StaleFrameEndsChain", func(w *walWriter) {
+			w.frame(1, 1, 'a')
+			w.salt1++
+			w.frame(1, 1, 'b') // another generation's salts
+			w.salt1--
+		}, 2, 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db-wal")
+			w := newWALWriter(512, 100, 1)
+			tt.build(w)
+			w.write(t, path)
+			f := NewFollower(path)
+			defer f.Close()
+			hdr, _, err := f.CheckHeader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := f.CountCommits(hdr, tt.mx); err != nil || n != tt.count {
+				t.Errorf("CountCommits(%d) = %d, %v; want %d", tt.mx, n, err, tt.count)
+			}
+			if n, err := f.ChainCommits(hdr); err != nil || n != tt.chain {
+				t.Errorf("ChainCommits = %d, %v; want %d", n, err, tt.chain)
+			}
+			if f.Following() {
+				t.Error("the follower follows a generation after counting")
+			}
+		})
+	}
+}
