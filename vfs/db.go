@@ -350,7 +350,8 @@ func (db *DB) loop(ctx context.Context) {
 		db.batched = 0
 		t0 := time.Now()
 		// A step reads everything committed before it starts: it serves
-		// the sync requests and covers the signals made so far.
+		// the sync requests and covers the signals made so far (syncReq
+		// before seq: shared.request bumps them the other way round).
 		req, seq, urgent := db.sh.u32(offSyncReq).Load(), db.sh.u32(offSeq).Load(), db.sh.u32(offUrgent).Load()
 		stamp, wasStepped := db.statWAL(), db.stepped
 		preA, preP := db.readCounters()
