@@ -19,7 +19,8 @@
 **     can say the database is not being replicated.
 **
 ** Files other than the main database and its WAL are opened with the real
-** VFS directly (cksumvfs's pattern), so they cost nothing.
+** VFS directly (cksumvfs's pattern), so they cost nothing. The gates and
+** the per-database state they guard live in gates.c.
 */
 #include "sqlite3ext.h"
 SQLITE_EXTENSION_INIT1
@@ -56,264 +57,8 @@ typedef struct lsFile {
 sqlite3_vfs *pOrigVfs = 0; /* the VFS wrapped; shared with realvfs.c */
 static sqlite3_vfs lsVfs;
 pthread_mutex_t lsGlobalMu = PTHREAD_MUTEX_INITIALIZER;
-static lsDb *lsDbList = 0;
 volatile int lsForked = 0;
-int lsGateTimeoutMs = 30000;
-
-static void lsSharedGate(lsDb *p);
-static int lsOwnsGates(lsDb *p);
 static int lsShmLockBusy(sqlite3_file *o, int ofst, int n, int flags);
-
-/* ---------- per-database state ---------- */
-
-lsDb *lsDbFind(const char *zPath, size_t n) {
-  lsDb *p;
-  for (p = lsDbList; p; p = p->pNext) {
-    if (strlen(p->zPath) == n && memcmp(p->zPath, zPath, n) == 0) return p;
-  }
-  return 0;
-}
-
-/* lsDbInitSync initialises p's mutex and condition variables (waits on
-** the monotonic clock). */
-static void lsDbInitSync(lsDb *p) {
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_mutex_init(&p->mu, 0);
-  pthread_cond_init(&p->goCond, &ca);
-  pthread_cond_init(&p->appCond, &ca);
-  pthread_condattr_destroy(&ca);
-}
-
-/* lsDbGet returns the state for zPath, creating it. Never freed: Go keeps a
-** pointer to it for the life of the process. */
-static lsDb *lsDbGet(const char *zPath) {
-  lsDb *p;
-  pthread_mutex_lock(&lsGlobalMu);
-  p = lsDbFind(zPath, strlen(zPath));
-  if (p == 0) {
-    p = calloc(1, sizeof(*p));
-    if (p) {
-      p->zPath = strdup(zPath);
-      if (p->zPath == 0) {
-        free(p);
-        p = 0;
-      } else {
-        lsDbInitSync(p);
-        p->pNext = lsDbList;
-        lsDbList = p;
-      }
-    }
-  }
-  pthread_mutex_unlock(&lsGlobalMu);
-  return p;
-}
-
-static lsDb *lsDbForWal(const char *zWal) {
-  size_t n = strlen(zWal);
-  lsDb *p;
-  if (n < 4 || strcmp(zWal + n - 4, "-wal") != 0) return 0;
-  pthread_mutex_lock(&lsGlobalMu);
-  p = lsDbFind(zWal, n - 4);
-  pthread_mutex_unlock(&lsGlobalMu);
-  return p;
-}
-
-/* lsReadHdr copies mxFrame and the salts out of a wal-index header mapping
-** (fileformat2.html#walindexformat: mxFrame at byte 16, the salts as raw
-** WAL-header bytes at 32). */
-static void lsReadHdr(const volatile void *pShm0, uint32_t *pMx, uint32_t *pS1,
-                      uint32_t *pS2) {
-  const volatile unsigned char *h = (const volatile unsigned char *)pShm0;
-  *pMx = *(const volatile uint32_t *)(h + 16);
-  *pS1 = ((uint32_t)h[32] << 24) | ((uint32_t)h[33] << 16) |
-         ((uint32_t)h[34] << 8) | h[35];
-  *pS2 = ((uint32_t)h[36] << 24) | ((uint32_t)h[37] << 16) |
-         ((uint32_t)h[38] << 8) | h[39];
-}
-
-/* lsRecordEnd notes the committed extent of the current generation just
-** before SQLite may end it (a restart resets the wal-index header, a close
-** unmaps it), so the gate can make Go read every committed frame of it,
-** this process's or another's, while the WAL file still holds them. */
-static void lsRecordEnd(lsFile *p) {
-  uint32_t mx, s1, s2;
-  lsDb *d = p->pDb;
-  if (p->pShm0 == 0) return;
-  lsReadHdr(p->pShm0, &mx, &s1, &s2);
-  pthread_mutex_lock(&d->mu);
-  /* iChange, at byte 8: bumped by every commit, kept by a restart */
-  d->ev.endChange = *(const volatile uint32_t *)((const volatile char *)p->pShm0 + 8);
-  d->ev.endMxFrame = mx;
-  d->ev.endSalt1 = s1;
-  d->ev.endSalt2 = s2;
-  lsEventLocked(d);
-  pthread_mutex_unlock(&d->mu);
-}
-
-/* lsBehindLocked reports whether Go has yet to capture something a WAL
-** reset would destroy: an announced commit, or committed frames of the
-** generation it follows up to the recorded end. Caller holds p->mu. */
-static int lsBehindLocked(lsDb *p) {
-  if (p->ev.acked < p->ev.announced || p->snapshotting) return 1;
-  return p->ev.endMxFrame > 0 && p->ackSalt1 == p->ev.endSalt1 &&
-         p->ackSalt2 == p->ev.endSalt2 && p->ackFrames < p->ev.endMxFrame;
-}
-
-/* lsGate runs before SQLite destroys WAL content (restart, truncate,
-** delete): it waits until Go has taken every announced commit and every
-** committed frame of the generation it follows. */
-static void lsGate(lsDb *p) {
-  struct timespec dl;
-  if (!lsOwnsGates(p)) {
-    lsSharedGate(p);
-    if (lsForked) return;
-  }
-  pthread_mutex_lock(&p->mu);
-  if (p->goAttached && !p->ev.shutdown && lsBehindLocked(p)) {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    lsDeadline(&dl, lsGateTimeoutMs);
-    while (lsBehindLocked(p)) {
-      int rc;
-      p->ev.gateWaiters++;
-      lsEventLocked(p);
-      if (p->goGateWaiting) pthread_cond_signal(&p->goCond);
-      rc = pthread_cond_timedwait(&p->appCond, &p->mu, &dl);
-      p->ev.gateWaiters--;
-      if (p->ev.shutdown) break;
-      if (rc == ETIMEDOUT) {
-        p->ev.gateTimeouts++;
-        sqlite3_log(SQLITE_WARNING,
-                    "litestream: %s: replicator did not catch up in %d ms "
-                    "before the WAL was reset; a snapshot will follow",
-                    p->zPath, lsGateTimeoutMs);
-        break;
-      }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    p->ev.gateWaits++;
-    p->ev.gateWaitNs += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-                                   (t1.tv_nsec - t0.tv_nsec));
-  }
-  p->ev.restarts++;
-  lsEventLocked(p);
-  pthread_mutex_unlock(&p->mu);
-}
-
-/* lsGateDone counts a reset lsGate let through once it is done: Go takes
-** as the baseline of a generation only the resets whose effect it could
-** have seen, since lsGate counts each before it happens. */
-static void lsGateDone(lsDb *p) {
-  pthread_mutex_lock(&p->mu);
-  p->ev.restartsDone++;
-  lsEventLocked(p);
-  pthread_mutex_unlock(&p->mu);
-}
-
-static void lsDbWriteBegin(lsDb *p) {
-  pthread_mutex_lock(&p->mu);
-  if (p->snapshotting && p->goAttached && !p->ev.shutdown) {
-    struct timespec dl;
-    lsDeadline(&dl, lsGateTimeoutMs);
-    while (p->snapshotting && !p->ev.shutdown) {
-      if (pthread_cond_timedwait(&p->appCond, &p->mu, &dl) == ETIMEDOUT) {
-        p->ev.snapshotBroken++;
-        lsEventLocked(p);
-        break;
-      }
-    }
-  }
-  p->dbWritesInFlight++;
-  if (p->ev.nWalOpen == 0) {
-    p->ev.nonWalWrites++;
-    lsEventLocked(p);
-  }
-  pthread_mutex_unlock(&p->mu);
-}
-
-static void lsDbWriteEnd(lsDb *p) {
-  pthread_mutex_lock(&p->mu);
-  if (--p->dbWritesInFlight == 0 && p->snapshotting) {
-    pthread_cond_broadcast(&p->goCond);
-  }
-  pthread_mutex_unlock(&p->mu);
-}
-
-static void lsCount(lsDb *p, int *pField, int delta) {
-  pthread_mutex_lock(&p->mu);
-  *pField += delta;
-  lsEventLocked(p);
-  pthread_mutex_unlock(&p->mu);
-}
-
-/* lsSharedGate is the gate of a process that does not replicate (and of a
-** forked child): before SQLite destroys WAL content it waits, bounded by
-** the gate timeout, until the owner published a capture of the
-** generation's recorded committed end. Then it counts the reset in the
-** shared state, before it happens, so the owner can tell a reset it was
-** waited for from one it never saw. A gate that gives up (or finds the
-** owner gone) is counted too: the owner answers with a snapshot. */
-static void lsSharedGate(lsDb *p) {
-  lsShared *s = p->pShared;
-  uint32_t mx, s1, s2;
-  if (s == 0) return;
-  pthread_mutex_lock(&p->mu);
-  mx = p->ev.endMxFrame;
-  s1 = p->ev.endSalt1;
-  s2 = p->ev.endSalt2;
-  pthread_mutex_unlock(&p->mu);
-  if (mx > 0 && ls_shared_behind(s, mx, s1, s2)) {
-    struct timespec t0, now;
-    int64_t waited = 0;
-    int n, gaveUp = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    ls_shared_signal(s, 1);
-    for (n = 0; ls_shared_behind(s, mx, s1, s2); n++) {
-      uint32_t v;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      waited = (int64_t)(now.tv_sec - t0.tv_sec) * 1000000000LL +
-               (now.tv_nsec - t0.tv_nsec);
-      if (waited > (int64_t)lsGateTimeoutMs * 1000000LL ||
-          (n % 16 == 0 && ls_owner_gone(s))) {
-        gaveUp = 1;
-        break;
-      }
-      __atomic_add_fetch(&s->pubWaiters, 1, __ATOMIC_SEQ_CST);
-      v = __atomic_load_n(&s->pub, __ATOMIC_SEQ_CST);
-      if (ls_shared_behind(s, mx, s1, s2)) ls_futex_wait(&s->pub, v, 2000000L);
-      __atomic_sub_fetch(&s->pubWaiters, 1, __ATOMIC_SEQ_CST);
-    }
-    if (gaveUp) {
-      __atomic_add_fetch(&s->gateTimeouts, 1, __ATOMIC_SEQ_CST);
-      sqlite3_log(SQLITE_WARNING,
-                  "litestream: %s: the replicating process did not capture "
-                  "in %d ms before this process reset the WAL; a snapshot "
-                  "will follow", p->zPath, (int)(waited / 1000000));
-    }
-    pthread_mutex_lock(&p->mu);
-    p->ev.gateWaits++;
-    p->ev.gateWaitNs += (uint64_t)waited;
-    pthread_mutex_unlock(&p->mu);
-  }
-  /* The reset ends that generation: a later write at offset 0 (the header
-  ** of a truncated WAL) has nothing of it left to wait for. Without this a
-  ** write after this process's wal_checkpoint(TRUNCATE) waited the whole
-  ** gate timeout for a generation the owner had already left. */
-  pthread_mutex_lock(&p->mu);
-  if (p->ev.endMxFrame == mx && p->ev.endSalt1 == s1 && p->ev.endSalt2 == s2) {
-    p->ev.endMxFrame = 0;
-  }
-  pthread_mutex_unlock(&p->mu);
-  __atomic_add_fetch(&s->restarts, 1, __ATOMIC_SEQ_CST);
-}
-
-/* lsOwnsGates reports whether this process's replicator answers its gates
-** (it replicates, and this is not a forked child). */
-static int lsOwnsGates(lsDb *p) {
-  return !lsForked && __atomic_load_n(&p->goAttached, __ATOMIC_ACQUIRE);
-}
 
 /* ---------- io methods ---------- */
 
@@ -532,7 +277,7 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     ** moving it, on nearly every transaction: not a restart. */
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
-    if (rc == SQLITE_OK) lsRecordEnd(p);
+    if (rc == SQLITE_OK) lsRecordEnd(p->pDb, p->pShm0);
     return rc;
   }
   /* Taking WAL_WRITE is lsShmLock's; what is left to watch is its release. */
@@ -614,7 +359,7 @@ static void lsShmBarrier(sqlite3_file *pFile) {
 static int lsShmUnmap(sqlite3_file *pFile, int deleteFlag) {
   lsFile *p = (lsFile *)pFile;
   if (p->pShm0) {
-    lsRecordEnd(p); /* a close may checkpoint and delete the WAL next */
+    lsRecordEnd(p->pDb, p->pShm0); /* a close may checkpoint and delete the WAL next */
     /* Forget the mapping before the real unmap can remove it. */
     pthread_mutex_lock(&p->pDb->mu);
     if (--p->pDb->nShm0 == 0) p->pDb->pShm0 = 0;

@@ -1,6 +1,7 @@
 /*
 ** shimdb.h: the per-database state of the shim, private to shim.c (the
-** VFS) and gocalls.c (what Go calls). Not included by the cgo glue.
+** VFS), gates.c (the state and the gates) and gocalls.c (what Go calls).
+** Not included by the cgo glue.
 */
 #ifndef LITESTREAM_SHIMDB_H
 #define LITESTREAM_SHIMDB_H
@@ -47,6 +48,22 @@ extern int lsGateTimeoutMs;        /* longest wait at a gate */
 /* lsDbFind returns the state of the database named by zPath[0..n), or 0.
 ** Caller holds lsGlobalMu. */
 lsDb *lsDbFind(const char *zPath, size_t n);
+
+/* gates.c: the list of databases (guarded by lsGlobalMu), their state and
+** the gates (each documented there). */
+extern lsDb *lsDbList;
+void lsDbInitSync(lsDb *p);
+lsDb *lsDbGet(const char *zPath);
+lsDb *lsDbForWal(const char *zWal);
+void lsReadHdr(const volatile void *pShm0, uint32_t *pMx, uint32_t *pS1,
+               uint32_t *pS2);
+void lsRecordEnd(lsDb *d, const volatile void *pShm0);
+void lsGate(lsDb *p);
+void lsGateDone(lsDb *p);
+void lsDbWriteBegin(lsDb *p);
+void lsDbWriteEnd(lsDb *p);
+void lsCount(lsDb *p, int *pField, int delta);
+int lsOwnsGates(lsDb *p);
 
 static inline void lsDeadlineUs(struct timespec *ts, int64_t us) {
   clock_gettime(CLOCK_MONOTONIC, ts);
