@@ -108,6 +108,13 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 		st.State = StateNeedsSnapshot
 	case errActive || rs.ErrorActive:
 		st.State = StateError
+	case ev != (Events{}) && ev.WALOpen == 0 && db.notWAL():
+		// In a rollback-journal mode (never switched to WAL, or switched
+		// away by a writer without the extension while no connection
+		// here was open) and no step has looked yet: its commits reach
+		// no replica.
+		st.State, st.Reason = StateNotReplicating, reasonNotWAL
+		db.host.Notify()
 	case !stepped || !rs.Confirmed:
 		// The local or the replica's position is not known yet.
 		st.State = StateStarting
@@ -118,12 +125,6 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	case ev.Acked < ev.Announced || db.sh.u32(offSeq).Load() != stepSeq:
 		// A commit (of this process or another) not yet captured.
 		st.State = StateBehind
-	case ev != (Events{}) && ev.WALOpen == 0 && db.notWAL():
-		// Switched to a rollback journal (by a writer without the
-		// extension while no connection here was open, say) and no step
-		// has looked yet: its commits reach no replica.
-		st.State, st.Reason = StateNotReplicating, reasonNotWAL
-		db.host.Notify()
 	case ev.Conns > 0 && ev.Closes != db.closesChecked.Load() && changedSince(db.cfg.Path, ev.Closed) != "":
 		// Opened again after another process changed the file while
 		// this one had it closed, and no step has checked it yet: what
