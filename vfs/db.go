@@ -131,6 +131,8 @@ type DB struct {
 	needSnapshot  bool
 	opened        bool
 
+	pubMu sync.Mutex // serializes publish (owner.go)
+
 	mu        sync.Mutex
 	changed   chan struct{}
 	captured  uint64 // announced commits captured into the spool
