@@ -83,6 +83,7 @@ func TestCLITimestamp(t *testing.T) {
 		{name: "Between", ts: "2024-05-01T12:00:00.999Z", wantTXID: 1},
 		{name: "ExactSecond", ts: "2024-05-01T12:00:01Z", wantTXID: 2},
 		{name: "OtherZone", ts: "2024-05-01T14:00:01+02:00", wantTXID: 2},
+		{name: "LowerCase", ts: "2024-05-01t12:00:01z", wantTXID: 2}, // RFC 3339 §5.6 allows t and z
 		{name: "AfterLast", ts: "2030-01-01T00:00:00Z", wantTXID: 2},
 		{
 			name: "BeforeFirst", ts: "2024-05-01T11:59:59.999Z", wantCode: 1,

@@ -265,7 +265,9 @@ func parseArgs(args []string) (config, error) {
 		cfg.txid = v
 	}
 	if given["timestamp"] {
-		ts, err := time.Parse(time.RFC3339Nano, timestamp)
+		// RFC 3339 (section 5.6) allows "t" and "z" in lower case; Go's
+		// layout does not.
+		ts, err := time.Parse(time.RFC3339Nano, strings.ToUpper(timestamp))
 		if err != nil {
 			return config{}, fmt.Errorf("invalid -timestamp %q: want RFC 3339, e.g. 2024-05-01T12:00:00Z", timestamp)
 		}

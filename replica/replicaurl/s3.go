@@ -90,6 +90,13 @@ func s3ConfigFromURL(u *url.URL) (s3.Config, error) {
 		}
 	}
 
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			// A key prefix is no path: cleaning it silently would put
+			// the replica elsewhere than the URL says.
+			return s3.Config{}, invalid("path segment %q in the key prefix", seg)
+		}
+	}
 	cfg := s3.Config{
 		Bucket:   u.Host,
 		Prefix:   strings.Trim(u.Path, "/"),

@@ -167,6 +167,8 @@ func TestOpenS3Invalid(t *testing.T) {
 		{"NoBucket", "s3:///db", "no bucket"},
 		{"BucketPort", "s3://bkt:9000/db", "has a port"},
 		{"UserInfo", "s3://id:hunter2@bkt/db", "user info"},
+		{"DotDot", "s3://bkt/../../x", `path segment ".."`},
+		{"Dot", "s3://bkt/a/./b", `path segment "."`},
 		{"Fragment", "s3://bkt/db#x", `fragment "x"`},
 		{"BadBucket", "s3://b/db", `bucket "b"`},
 		{"BadEndpoint", "s3://bkt/db?endpoint=ftp://h", "scheme must be http or https"},
