@@ -109,7 +109,10 @@ __attribute__((noinline)) static int lsWriteWatched(sqlite3_file *pFile,
   sqlite3_file *o = ORIGFILE(pFile);
   int rc;
   if (lsForked) {
-    if (p->kind == LS_WAL && iOfst == 0) lsGate(p->pDb);
+    if (p->kind == LS_WAL) {
+      if (iOfst == 0) lsGate(p->pDb);
+      p->pDb->walDirty = 1; /* published at the WAL_WRITE unlock */
+    }
     return o->pMethods->xWrite(o, zBuf, iAmt, iOfst);
   }
   if (p->kind == LS_WAL) {
@@ -288,8 +291,18 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
   }
   if (lsForked) {
     /* A forked child's commits: the parent's replicator (or whichever
-    ** process owns replication) is told through the shared state. */
-    if (d->pShared) ls_shared_signal(d->pShared, 0);
+    ** process owns replication) is told through the shared state, with
+    ** the wal-index header as any process that does not replicate
+    ** publishes it (else they count as a writer without the extension). */
+    if (d->pShared) {
+      if (d->walDirty) {
+        uint32_t mx = 0, s1 = 0, s2 = 0;
+        if (p->pShm0) lsReadHdr(p->pShm0, &mx, &s1, &s2);
+        d->walDirty = 0;
+        if (mx > 0) ls_shared_commit(d->pShared, mx, s1, s2);
+      }
+      ls_shared_signal(d->pShared, 0);
+    }
     return o->pMethods->xShmLock(o, ofst, n, flags);
   }
   /* Commit boundary: announce before the real unlock so no other writer

@@ -297,6 +297,12 @@ func TestForkIdleParent(t *testing.T) {
 	if st.State() != "ok" {
 		t.Fatalf("parent's status never became ok: %s", st)
 	}
+	// The child's shim publishes its commits as any extension-loaded
+	// process does: they are not a writer without the extension (all 30
+	// were counted as foreign; found by an attack).
+	if n := st.Int("foreign_txns"); n > 0 { // absent (-1) when none
+		t.Errorf("parent counts %d foreign transactions, want 0 (the child's commits are announced): %s", n, st)
+	}
 	out := restore(t, fileURL(defaultReplica(db)))
 	if got := sqlitePlain(t, out, "SELECT count(*) FROM forked WHERE who = 'child';"); got != "30" {
 		t.Errorf("replica has %s of the child's 30 rows (parent status %s)", got, st)
