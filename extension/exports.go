@@ -194,6 +194,33 @@ func goStatus(cpath *C.char) (out *C.char) {
 	return C.CString(string(b))
 }
 
+// goPragma answers PRAGMA litestream_* on database path: 0 with the
+// result in *out, 1 with the error message in *out (malloc'd either way;
+// the shim hands it to SQLite).
+//
+//export goPragma
+func goPragma(cpath, cname *C.char, hasValue C.int, out **C.char) (rc C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			*out = C.CString(fmt.Sprintf("litestream: internal error: %v", r))
+			rc = 1
+		}
+	}()
+	name := C.GoString(cname)
+	db, err := lookup(C.GoString(cpath))
+	if err != nil {
+		*out = C.CString(fmt.Sprintf("PRAGMA %s: %v", name, err))
+		return 1
+	}
+	res, err := db.Pragma(name, hasValue != 0)
+	if err != nil {
+		*out = C.CString(err.Error())
+		return 1
+	}
+	*out = C.CString(res)
+	return 0
+}
+
 // goAtExit flushes what is spooled to the replicas before the process
 // exits, for at most LITESTREAM_EXIT_FLUSH_MS (default 5000).
 //

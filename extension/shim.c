@@ -183,9 +183,32 @@ static int lsCheckReservedLock(sqlite3_file *pFile, int *pResOut) {
   return ORIGFILE(pFile)->pMethods->xCheckReservedLock(ORIGFILE(pFile),
                                                          pResOut);
 }
+/* lsPragma answers PRAGMA litestream_* (az[1] the name, az[2] its value
+** or NULL) through Go: the result, or the error, goes to az[0] as SQLite
+** expects of SQLITE_FCNTL_PRAGMA. A forked child cannot run Go. */
+static int lsPragma(lsFile *p, char **az) {
+  char *zOut = 0;
+  int rc;
+  if (lsForked) {
+    az[0] = sqlite3_mprintf("PRAGMA %s: a forked child cannot see the "
+                            "replica: ask the process that replicates", az[1]);
+    return SQLITE_ERROR;
+  }
+  rc = goPragma(p->pDb->zPath, az[1], az[2] != 0, &zOut);
+  az[0] = sqlite3_mprintf("%s", zOut ? zOut : "litestream: out of memory");
+  free(zOut);
+  return rc == 0 ? SQLITE_OK : SQLITE_ERROR;
+}
+
 static int lsFileControl(sqlite3_file *pFile, int op, void *pArg) {
   sqlite3_file *o = ORIGFILE(pFile);
   int rc;
+  if (op == SQLITE_FCNTL_PRAGMA && ((lsFile *)pFile)->kind == LS_MAIN) {
+    char **az = (char **)pArg;
+    if (az[1] && sqlite3_strnicmp(az[1], "litestream_", 11) == 0) {
+      return lsPragma((lsFile *)pFile, az);
+    }
+  }
   if (op != SQLITE_FCNTL_VFSNAME) return o->pMethods->xFileControl(o, op, pArg);
   rc = o->pMethods->xFileControl(o, op, pArg);
   if (rc == SQLITE_OK && pArg) {

@@ -172,7 +172,7 @@ func (r *Replicator) write(level int, hdr ltx.Header, pgnos func(func(uint32) bo
 		rw.abort()
 		return nil, fmt.Errorf("write spool record: %w", err)
 	}
-	return rw.finish(level, hdr.MinTXID, hdr.MaxTXID, c.Checksum(), enc.N())
+	return rw.finish(level, hdr.MinTXID, hdr.MaxTXID, c.Checksum(), enc.N(), time.UnixMilli(hdr.Timestamp))
 }
 
 // added queues a written file for the committer. The data is out of the

@@ -407,6 +407,7 @@ type Status struct {
 	PendingFiles   int
 	PendingTXNs    int64
 	PendingBytes   int64
+	OldestPending  time.Time // capture time of the oldest spooled file not yet in the replica (zero: none)
 	Uploads        int64
 	LastError      string
 	LastErrorAt    time.Time
@@ -449,6 +450,9 @@ func (r *Replicator) Status() Status {
 	st.PendingTXNs = int64(st.LocalTXID - st.ReplicatedTXID)
 	for _, e := range r.pending {
 		st.PendingBytes += e.Size
+	}
+	if len(r.pending) > 0 {
+		st.OldestPending = r.pending[0].At
 	}
 	if r.lastErr != nil {
 		st.LastError, st.LastErrorAt = r.lastErr.Error(), r.lastErrAt

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/superfly/ltx"
 
@@ -49,6 +50,7 @@ type spoolEntry struct {
 	MaxTXID  ltx.TXID
 	Post     ltx.Checksum // post-apply checksum
 	Size     int64        // bytes of the LTX file
+	At       time.Time    // when it was captured (the LTX header's timestamp)
 	seg      *segment
 	off      int64 // offset of the LTX file in the segment
 	released bool  // guarded by spool.mu
@@ -170,6 +172,7 @@ func readRecord(f *os.File, off, fileSize int64) (*spoolEntry, error) {
 		return nil, fmt.Errorf("verify record: %w", err)
 	}
 	hdr := dec.Header()
+	e.At = time.UnixMilli(hdr.Timestamp)
 	// A file written without checksums (Litestream-compatible mode) keeps
 	// the real post-apply checksum only in the record header.
 	if hdr.MinTXID != e.MinTXID || hdr.MaxTXID != e.MaxTXID || (!hdr.NoChecksum() && dec.Trailer().PostApplyChecksum != e.Post) {
@@ -216,7 +219,7 @@ func (s *spool) begin() (*recordWriter, error) {
 func (rw *recordWriter) Write(p []byte) (int, error) { return rw.w.Write(p) }
 
 // finish writes the record header and returns the entry.
-func (rw *recordWriter) finish(level int, minTXID, maxTXID ltx.TXID, post ltx.Checksum, n int64) (*spoolEntry, error) {
+func (rw *recordWriter) finish(level int, minTXID, maxTXID ltx.TXID, post ltx.Checksum, n int64, at time.Time) (*spoolEntry, error) {
 	b := make([]byte, recordHeaderSize)
 	copy(b, recordMagic)
 	binary.BigEndian.PutUint32(b[4:], uint32(level))
@@ -233,7 +236,7 @@ func (rw *recordWriter) finish(level int, minTXID, maxTXID ltx.TXID, post ltx.Ch
 	rw.s.writing = false
 	rw.seg.size = rw.start + recordHeaderSize + n
 	rw.seg.live++
-	return &spoolEntry{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Post: post, Size: n, seg: rw.seg, off: rw.start + recordHeaderSize}, nil
+	return &spoolEntry{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Post: post, Size: n, At: at, seg: rw.seg, off: rw.start + recordHeaderSize}, nil
 }
 
 // abort drops a record that could not be completed.

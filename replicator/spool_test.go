@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/superfly/ltx"
 
@@ -38,7 +39,7 @@ func TestSpoolReclaim(t *testing.T) {
 			if _, err := rw.Write(bytes.Repeat([]byte{7}, tt.size)); err != nil {
 				t.Fatal(err)
 			}
-			e, err := rw.finish(0, 1, 1, 0, int64(tt.size))
+			e, err := rw.finish(0, 1, 1, 0, int64(tt.size), time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +66,7 @@ func TestSpoolReclaim(t *testing.T) {
 			if _, err := rw.Write([]byte("x")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := rw.finish(0, 2, 2, 0, 1); err != nil {
+			if _, err := rw.finish(0, 2, 2, 0, 1, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			segs, _ := filepath.Glob(filepath.Join(s.dir, "*.seg"))

@@ -73,6 +73,7 @@ func (db *DB) publish() {
 	}
 	p.LastCompactionAt, p.CompactionError = unixNano(rs.LastCompactionAt), st.CompactionError
 	p.ForeignTxns, p.LastForeignAt = uint64(max(st.ForeignTxns, 0)), unixNano(foreignAt)
+	p.OldestPendingAt = unixNano(rs.OldestPending)
 	switch st.State {
 	case StateStopped:
 		p.State, p.Following = sharedStopped, false

@@ -71,6 +71,8 @@ import (
 //	676 256    compactionError   NUL-padded
 //	936   8    foreignTxns       transactions of writers without the extension the owner replicated
 //	944   8    lastForeignAt     the last of them (Unix ns)
+//	952 256    ownerReplica      the owner's replica URL, NUL-padded (set at take-over)
+//	1208  8    oldestPendingAt   capture time of the oldest transaction not yet in the replica (Unix ns; 0: none)
 const (
 	sharedSize    = 4096
 	sharedMagic   = 0x3153534c // "LSS1" little-endian
@@ -116,6 +118,7 @@ const (
 	offForeignTxns      = 936
 	offLastForeignAt    = 944
 	offOwnerReplica     = 952 // the owner's replica (string), set at take-over
+	offOldestPendingAt  = 1208
 
 	flagReplicaKnown = 1
 )
@@ -184,6 +187,7 @@ type sharedPos struct {
 	CompactionError  string
 	ForeignTxns      uint64
 	LastForeignAt    int64
+	OldestPendingAt  int64 // Unix ns; 0: nothing pending
 
 	OwnerReplica string // where the owner replicates to ("": not known)
 }
@@ -276,6 +280,7 @@ func (s *shared) takeOver(pid int, replica string) {
 	s.putStr(offCompactionError, "")
 	s.u64(offForeignTxns).Store(0)
 	s.u64(offLastForeignAt).Store(0)
+	s.u64(offOldestPendingAt).Store(0)
 	if len(replica) >= sharedStrLen {
 		replica = ""
 	}
@@ -320,6 +325,7 @@ func (s *shared) publish(p sharedPos) {
 	s.putStr(offCompactionError, p.CompactionError)
 	s.u64(offForeignTxns).Store(p.ForeignTxns)
 	s.u64(offLastForeignAt).Store(uint64(p.LastForeignAt))
+	s.u64(offOldestPendingAt).Store(uint64(p.OldestPendingAt))
 	lock.Store(v + 1)
 	s.bumpPub()
 }
@@ -382,6 +388,7 @@ func (s *shared) load() (sharedPos, error) {
 			OwnerReplica:     s.getStr(offOwnerReplica),
 			ForeignTxns:      s.u64(offForeignTxns).Load(),
 			LastForeignAt:    int64(s.u64(offLastForeignAt).Load()),
+			OldestPendingAt:  int64(s.u64(offOldestPendingAt).Load()),
 		}
 		if lock.Load() == v {
 			return p, nil

@@ -13,21 +13,24 @@ import (
 
 // Status is what litestream_status() reports, as JSON.
 type Status struct {
-	DB             string  `json:"db"`
-	Replica        string  `json:"replica"`
-	State          string  `json:"state"`
-	LocalTXID      uint64  `json:"local_txid"`
-	ReplicatedTXID uint64  `json:"replicated_txid"`
-	PendingTxns    int64   `json:"pending_txns"`
-	PendingBytes   int64   `json:"pending_bytes"`
-	LastError      string  `json:"last_error"`
-	LastErrorAt    string  `json:"last_error_at"`
-	Reason         string  `json:"reason"`
-	Uploads        int64   `json:"uploads"`      // objects written to the replica since the extension loaded
-	Commits        uint64  `json:"commits"`      // commits observed since the extension loaded
-	GateWaits      uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
-	GateWaitMS     float64 `json:"gate_wait_ms"` // total time writers waited there
-	OwnerPID       int     `json:"owner_pid"`    // the process that replicates (0: none yet)
+	DB             string `json:"db"`
+	Replica        string `json:"replica"`
+	State          string `json:"state"`
+	LocalTXID      uint64 `json:"local_txid"`
+	ReplicatedTXID uint64 `json:"replicated_txid"`
+	PendingTxns    int64  `json:"pending_txns"`
+	PendingBytes   int64  `json:"pending_bytes"`
+	// LagMS is how long the oldest transaction not yet in the replica has
+	// waited since its capture (0 when caught up): what to alert on.
+	LagMS       int64   `json:"lag_ms"`
+	LastError   string  `json:"last_error"`
+	LastErrorAt string  `json:"last_error_at"`
+	Reason      string  `json:"reason"`
+	Uploads     int64   `json:"uploads"`      // objects written to the replica since the extension loaded
+	Commits     uint64  `json:"commits"`      // commits observed since the extension loaded
+	GateWaits   uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
+	GateWaitMS  float64 `json:"gate_wait_ms"` // total time writers waited there
+	OwnerPID    int     `json:"owner_pid"`    // the process that replicates (0: none yet)
 
 	// The replica as the owner's bookkeeping knows it (no LIST per call;
 	// other processes read what the owner published in the shared state).
@@ -73,6 +76,7 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	rs := db.rep.Status()
 	st.LocalTXID, st.ReplicatedTXID = uint64(rs.LocalTXID), uint64(rs.ReplicatedTXID)
 	st.PendingTxns, st.PendingBytes = rs.PendingTXNs, rs.PendingBytes
+	st.LagMS = lagMS(rs.OldestPending)
 	st.Uploads = rs.Uploads
 	if rs.Confirmed {
 		st.ReplicaFiles, st.ReplicaBytes = &rs.ReplicaFiles, &rs.ReplicaBytes
@@ -145,6 +149,14 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 // reasonReopened says why status is behind right after a reopen.
 const reasonReopened = "the database changed while this process had it closed; checking it against the replica"
 
+// lagMS is the time since oldest in milliseconds, 0 for the zero time.
+func lagMS(oldest time.Time) int64 {
+	if oldest.IsZero() {
+		return 0
+	}
+	return max(time.Since(oldest).Milliseconds(), 0)
+}
+
 // sharedStatus fills st from the owner's published state.
 func (db *DB) sharedStatus(st Status) Status {
 	p, err := db.sh.load()
@@ -166,6 +178,9 @@ func (db *DB) sharedStatus(st Status) Status {
 		st.PendingTxns = int64(p.TXID - p.ReplTXID)
 	}
 	st.PendingBytes = int64(p.PendingBytes)
+	if p.OldestPendingAt != 0 {
+		st.LagMS = lagMS(time.Unix(0, p.OldestPendingAt))
+	}
 	if p.ReplicaKnown {
 		files, bytes := int(p.ReplicaFiles), int64(p.ReplicaBytes)
 		st.ReplicaFiles, st.ReplicaBytes = &files, &bytes
