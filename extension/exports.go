@@ -38,12 +38,31 @@ var (
 	sqliteVer  int
 )
 
+// newLogger makes the extension's logger from LITESTREAM_LOG_LEVEL,
+// _FORMAT and _FILE (config.Logging). A log file that cannot be opened
+// leaves stderr, with a warning there: logging never fails a load.
 func newLogger() *slog.Logger {
-	level := slog.LevelWarn
-	if s := os.Getenv("LITESTREAM_LOG_LEVEL"); s != "" {
-		_ = level.UnmarshalText([]byte(s))
+	c := config.Logging(os.LookupEnv)
+	var w io.Writer = os.Stderr
+	var openErr error
+	if c.File != "" {
+		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			openErr = err
+		} else {
+			w = f // open for the life of the process
+		}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "litestream")
+	opts := &slog.HandlerOptions{Level: c.Level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.JSON {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	l := slog.New(h).With("component", "litestream")
+	if openErr != nil {
+		l.Warn("LITESTREAM_LOG_FILE cannot be opened; logging to stderr", "err", openErr)
+	}
+	return l
 }
 
 func main() {}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,13 +49,18 @@ func TestS3(t *testing.T) {
 			bucket := srv.NewBucket(t)
 			lines := append([]string{"PRAGMA journal_mode=WAL;"}, workload(newSeed(t), 60)...)
 			lines = append(lines, syncLine(60000), statusSQL)
+			// Debug logs, as JSON, to a file: every line a JSON object of
+			// the extension's, none with the secret.
+			logFile := filepath.Join(t.TempDir(), "litestream.log")
+			env := append([]string{"LITESTREAM_LOG_LEVEL=debug", "LITESTREAM_LOG_FORMAT=json", "LITESTREAM_LOG_FILE=" + logFile}, creds...)
 			var out []string
 			switch client {
 			case "Shell":
-				out = shellWrite(t, db, s3URI(db, bucket), lines, shellOpts{Env: creds})
+				out = shellWrite(t, db, s3URI(db, bucket), lines, shellOpts{Env: env})
 			default:
-				out = clientWrite(t, client == "Python", db, s3URI(db, bucket), lines, creds)
+				out = clientWrite(t, client == "Python", db, s3URI(db, bucket), lines, env)
 			}
+			checkJSONLog(t, logFile, srv.SecretKey)
 			st := lastStatus(t, out)
 			if st.State() != "ok" || !strings.HasPrefix(st.Str("replica"), "s3://"+bucket+"/db") {
 				t.Errorf("status after sync: %s", st)
@@ -424,4 +430,32 @@ func maxDur(a, b time.Duration) time.Duration {
 		return a
 	}
 	return b
+}
+
+// checkJSONLog requires the log file to hold JSON lines of the extension's
+// (component litestream, a level and a message), the first snapshot's,
+// and no secret.
+func checkJSONLog(t *testing.T, path, secret string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("LITESTREAM_LOG_FILE: %v", err)
+	}
+	if strings.Contains(string(b), secret) {
+		t.Errorf("the log file shows the secret key")
+	}
+	lines := splitLines(strings.TrimSpace(string(b)))
+	snapshots := 0
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["component"] != "litestream" || rec["level"] == nil || rec["msg"] == nil {
+			t.Fatalf("log line %q is not a JSON record of the extension (%v)", l, err)
+		}
+		if rec["msg"] == "snapshot" {
+			snapshots++
+		}
+	}
+	if snapshots == 0 {
+		t.Errorf("no \"snapshot\" record in %d log lines at debug level", len(lines))
+	}
 }

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"os"
@@ -347,6 +348,32 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// LogConfig is how the extension logs (read once, at load).
+type LogConfig struct {
+	Level slog.Level // LITESTREAM_LOG_LEVEL: warn unless set (quiet inside the host)
+	JSON  bool       // LITESTREAM_LOG_FORMAT=json; text unless set
+	File  string     // LITESTREAM_LOG_FILE: appended to; "" is stderr
+}
+
+// Logging returns the logging configuration; values LoadWarnings names
+// as ignored leave the default.
+func Logging(getenv Getenv) LogConfig {
+	c := LogConfig{Level: slog.LevelWarn}
+	if v, ok := getenv("LITESTREAM_LOG_LEVEL"); ok && v != "" {
+		var l slog.Level
+		if l.UnmarshalText([]byte(v)) == nil {
+			c.Level = l
+		}
+	}
+	if v, ok := getenv("LITESTREAM_LOG_FORMAT"); ok {
+		c.JSON = strings.EqualFold(v, "json")
+	}
+	if v, ok := getenv("LITESTREAM_LOG_FILE"); ok {
+		c.File = v
+	}
+	return c
+}
+
 // LoadWarnings checks the environment variables read once when the
 // extension loads (they cannot fail an open) and returns a message for
 // each value that is ignored, naming the variable and what applies.
@@ -361,6 +388,9 @@ func LoadWarnings(getenv Getenv) []string {
 	check("LITESTREAM_LOG_LEVEL", func(v string) bool {
 		return slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v))
 	}, "debug, info, warn or error (warn applies)")
+	check("LITESTREAM_LOG_FORMAT", func(v string) bool {
+		return strings.EqualFold(v, "text") || strings.EqualFold(v, "json")
+	}, "text or json (text applies)")
 	check("LITESTREAM_GATE_TIMEOUT_MS", func(v string) bool {
 		n, err := strconv.Atoi(v)
 		return err == nil && n > 0

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -207,6 +208,25 @@ func FuzzResolve(f *testing.F) {
 	})
 }
 
+func TestLogging(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  Getenv
+		want LogConfig
+	}{
+		{"Default", env(), LogConfig{Level: slog.LevelWarn}},
+		{"All", env("LITESTREAM_LOG_LEVEL", "DEBUG", "LITESTREAM_LOG_FORMAT", "JSON", "LITESTREAM_LOG_FILE", "/var/log/ls.log"), LogConfig{Level: slog.LevelDebug, JSON: true, File: "/var/log/ls.log"}},
+		{"Text", env("LITESTREAM_LOG_FORMAT", "text", "LITESTREAM_LOG_LEVEL", "info"), LogConfig{Level: slog.LevelInfo}},
+		{"BadValues", env("LITESTREAM_LOG_FORMAT", "xml", "LITESTREAM_LOG_LEVEL", "loud"), LogConfig{Level: slog.LevelWarn}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Logging(tc.env); got != tc.want {
+				t.Errorf("Logging = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestLoadWarnings(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -216,6 +236,7 @@ func TestLoadWarnings(t *testing.T) {
 		{"None", env(), nil},
 		{"Valid", env("LITESTREAM_LOG_LEVEL", "DEBUG", "LITESTREAM_GATE_TIMEOUT_MS", "500", "LITESTREAM_BATCH_THREADS", "0", "LITESTREAM_VFS_DEFAULT", "1", "LITESTREAM_EXIT_FLUSH_MS", "0"), nil},
 		{"LogLevel", env("LITESTREAM_LOG_LEVEL", "bogus"), []string{`LITESTREAM_LOG_LEVEL: "bogus" is not debug, info, warn or error`}},
+		{"LogFormat", env("LITESTREAM_LOG_FORMAT", "xml"), []string{`LITESTREAM_LOG_FORMAT: "xml" is not text or json`}},
 		{"GateTimeout", env("LITESTREAM_GATE_TIMEOUT_MS", "-1"), []string{`LITESTREAM_GATE_TIMEOUT_MS: "-1" is not a positive number`}},
 		{"GateTimeoutText", env("LITESTREAM_GATE_TIMEOUT_MS", "abc"), []string{`"abc"`}},
 		{"BatchThreads", env("LITESTREAM_BATCH_THREADS", "7"), []string{`LITESTREAM_BATCH_THREADS: "7" is not 0 or 1`}},
