@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/litestream-vfs/litestream_vfs/internal/config"
+	"github.com/litestream-vfs/litestream_vfs/internal/metrics"
 	"github.com/litestream-vfs/litestream_vfs/internal/threads"
 	"github.com/litestream-vfs/litestream_vfs/vfs"
 )
@@ -84,6 +85,29 @@ func goLoaded(version C.int) {
 	if sqliteVer < 3051003 {
 		logger.Info("sqlite before 3.51.3 has a rare WAL-reset race (fixed upstream)", "sqlite_version", sqliteVer)
 	}
+	if addr := os.Getenv("LITESTREAM_METRICS_ADDR"); addr != "" {
+		// Inside someone else's process: a port that is taken is logged,
+		// never a failed load.
+		if _, err := metrics.Serve(context.Background(), addr, statuses, logger); err != nil {
+			logger.Warn("no metrics endpoint", "err", err)
+		}
+	}
+}
+
+// statuses returns the status of every database opened in this process,
+// for the metrics endpoint.
+func statuses() []vfs.Status {
+	registryMu.Lock()
+	dbs := make([]*vfs.DB, 0, len(registry))
+	for _, e := range registry {
+		dbs = append(dbs, e.db)
+	}
+	registryMu.Unlock()
+	out := make([]vfs.Status, 0, len(dbs))
+	for _, db := range dbs {
+		out = append(out, db.Status())
+	}
+	return out
 }
 
 // goDBOpen is called by the shim for every open of a main database: with
