@@ -119,6 +119,7 @@ type DB struct {
 	genRestarts   uint64        // Restarts when the followed generation was adopted
 	capChange     uint32        // the wal-index change counter at the position captured (linked)
 	changeKnown   bool          // capChange holds
+	closesSeen    uint64        // Closes when changeKnown was last checked against them
 	bound         WALIndex      // the live wal-index the step's bounds came from
 	boundExact    bool          // bound is of the followed generation
 	closesChecked atomic.Uint64 // Closes when a reopen was last checked (changedSince; Status reads it)
@@ -540,6 +541,12 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		// wait for it (a closing connection waited the gate timeout).
 		db.host.SetAttached(false)
 		return nil
+	}
+	if ev.Closes != db.closesSeen {
+		// The process's last connection closed: the wal-index may be
+		// rebuilt before the next one maps it, its change counter
+		// starting over.
+		db.closesSeen, db.changeKnown = ev.Closes, false
 	}
 	if ev.Closes != db.closesChecked.Load() && ev.Conns > 0 {
 		// Opened again after the process had no connection: another

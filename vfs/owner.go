@@ -49,6 +49,7 @@ func (db *DB) publishStepLocked(req, seq uint32, err error) {
 	// replicates the WAL, whether or not it follows a generation now (a
 	// truncated WAL is followed again once a frame is written).
 	p.Following = db.stepped && db.reason == ""
+	p.CapChange, p.ChangeKnown = db.capChange, db.changeKnown
 	p.Salt1, p.Salt2, p.Frames = 0, 0, 0
 	if db.fol.Following() {
 		hdr := db.fol.Header()

@@ -73,6 +73,8 @@ import (
 //	944   8    lastForeignAt     the last of them (Unix ns)
 //	952 256    ownerReplica      the owner's replica URL, NUL-padded (set at take-over)
 //	1208  8    oldestPendingAt   capture time of the oldest transaction not yet in the replica (Unix ns; 0: none)
+//	1216  4    capChange         SQLite's wal-index change counter at the position captured
+//	1220  4    changeKnown       1 if capChange holds
 const (
 	sharedSize    = 4096
 	sharedMagic   = 0x3153534c // "LSS1" little-endian
@@ -119,6 +121,8 @@ const (
 	offLastForeignAt    = 944
 	offOwnerReplica     = 952 // the owner's replica (string), set at take-over
 	offOldestPendingAt  = 1208
+	offCapChange        = 1216
+	offChangeKnown      = 1220
 
 	flagReplicaKnown = 1
 )
@@ -187,7 +191,9 @@ type sharedPos struct {
 	CompactionError  string
 	ForeignTxns      uint64
 	LastForeignAt    int64
-	OldestPendingAt  int64 // Unix ns; 0: nothing pending
+	OldestPendingAt  int64  // Unix ns; 0: nothing pending
+	CapChange        uint32 // the wal-index change counter at the position captured
+	ChangeKnown      bool   // CapChange holds
 
 	OwnerReplica string // where the owner replicates to ("": not known)
 }
@@ -281,6 +287,7 @@ func (s *shared) takeOver(pid int, replica string) {
 	s.u64(offForeignTxns).Store(0)
 	s.u64(offLastForeignAt).Store(0)
 	s.u64(offOldestPendingAt).Store(0)
+	s.u32(offChangeKnown).Store(0)
 	if len(replica) >= sharedStrLen {
 		replica = ""
 	}
@@ -326,6 +333,12 @@ func (s *shared) publish(p sharedPos) {
 	s.u64(offForeignTxns).Store(p.ForeignTxns)
 	s.u64(offLastForeignAt).Store(uint64(p.LastForeignAt))
 	s.u64(offOldestPendingAt).Store(uint64(p.OldestPendingAt))
+	s.u32(offCapChange).Store(p.CapChange)
+	known := uint32(0)
+	if p.ChangeKnown {
+		known = 1
+	}
+	s.u32(offChangeKnown).Store(known)
 	lock.Store(v + 1)
 	s.bumpPub()
 }
@@ -389,6 +402,8 @@ func (s *shared) load() (sharedPos, error) {
 			ForeignTxns:      s.u64(offForeignTxns).Load(),
 			LastForeignAt:    int64(s.u64(offLastForeignAt).Load()),
 			OldestPendingAt:  int64(s.u64(offOldestPendingAt).Load()),
+			CapChange:        s.u32(offCapChange).Load(),
+			ChangeKnown:      s.u32(offChangeKnown).Load() == 1,
 		}
 		if lock.Load() == v {
 			return p, nil

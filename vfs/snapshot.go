@@ -47,7 +47,11 @@ func (db *DB) snapshot() error {
 	covered := db.merge(db.host.Events())
 
 	db.fol.Unfollow()
-	db.changeKnown = false // linked again by the next step that reads to the wal-index
+	db.changeKnown = false // linked again below, or by the next step that reads to the wal-index
+	// The wal-index before the state is read: a commit after it is in
+	// the snapshot or not, and either way the change counter moved past
+	// this (a later step snapshots again rather than miss it).
+	idx0, idxOK := db.host.WALIndex()
 	raw := db.host.Events()
 	base := db.merge(raw).Restarts - (raw.Restarts - raw.RestartsDone) // before the header: see adopt
 	hdr, st, err := db.fol.CheckHeader()
@@ -73,6 +77,10 @@ func (db *DB) snapshot() error {
 				walTxns = append(walTxns, txns...)
 			}
 		}
+		db.linkCaptured()
+	} else if idxOK && idx0.MxFrame == 0 {
+		// No WAL frame: the database file holds every commit counted.
+		db.capChange, db.changeKnown = idx0.Change, true
 	}
 	db.genRestarts = base
 
@@ -160,6 +168,7 @@ func (db *DB) resume(f DBFile, hdr WALHeader, pageSize uint32, txns []Txn) (bool
 	if i < len(txns) {
 		// Back to the boundary the spool ends at; the step follows the
 		// rest.
+		db.changeKnown = false // linked again once the step has read to the wal-index
 		db.fol.Follow(hdr)
 		if i > 0 {
 			end := txns[i-1].End

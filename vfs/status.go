@@ -71,6 +71,7 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	db.mu.Lock()
 	reason, lastErr, lastErrAt, pending, errActive, stepped := db.reason, db.lastErr, db.lastErrAt, db.pending, db.errActive, db.stepped
 	stepSeq := db.pub.StepSeq
+	capChange, changeKnown := db.pub.CapChange, db.pub.ChangeKnown
 	st.ForeignTxns, st.LastForeignTxAt = db.foreignTxns, formatTime(db.lastForeignAt)
 	db.mu.Unlock()
 	rs := db.rep.Status()
@@ -135,6 +136,11 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 		// that process committed may be in no replica.
 		st.State, st.Reason = StateBehind, reasonReopened
 		db.host.Notify()
+	case ev != (Events{}) && db.uncaptured(capChange, changeKnown):
+		// SQLite's wal-index counts a commit no step has captured (a
+		// writer without the extension announces nothing).
+		st.State = StateBehind
+		db.host.Notify()
 	case ev != (Events{}) && db.walChanged():
 		// A writer without the extension announces nothing: the WAL
 		// changed since the last step began. (publish passes no events
@@ -188,10 +194,26 @@ func (db *DB) sharedStatus(st Status) Status {
 	}
 	st.LastCompactionAt, st.CompactionError = formatNano(p.LastCompactionAt), p.CompactionError
 	st.ForeignTxns, st.LastForeignTxAt = int64(p.ForeignTxns), formatNano(p.LastForeignAt)
-	if st.State == StateOK && (p.ReplTXID < p.TXID || db.sh.u32(offSeq).Load() != p.StepSeq) {
+	switch {
+	case st.State != StateOK:
+	case db.uncaptured(p.CapChange, p.ChangeKnown):
+		st.State = StateBehind
+		db.sh.signal(false) // the owner's next step captures it
+	case p.ReplTXID < p.TXID || db.sh.u32(offSeq).Load() != p.StepSeq:
 		st.State = StateBehind
 	}
 	return st
+}
+
+// uncaptured reports whether this process's view of SQLite's wal-index
+// counts a commit past the position captured (change, if known): one of a
+// writer without the extension, which signals nothing, say.
+func (db *DB) uncaptured(change uint32, known bool) bool {
+	if !known {
+		return false
+	}
+	idx, ok := db.host.WALIndex()
+	return ok && idx.Change != change
 }
 
 // Sync waits until every transaction committed before the call, by any
