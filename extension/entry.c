@@ -85,6 +85,12 @@ static void lsStatusFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_text(ctx, zJson, -1, free);
 }
 
+static void lsVersionFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  sqlite3_result_text(ctx, ls_version(), -1, SQLITE_STATIC);
+}
+
 static int lsRegisterFunctions(sqlite3 *db) {
   int rc = sqlite3_create_function_v2(db, "litestream_sync", 1, SQLITE_UTF8, 0,
                                       lsSyncFunc, 0, 0, 0);
@@ -95,6 +101,11 @@ static int lsRegisterFunctions(sqlite3 *db) {
   if (rc == SQLITE_OK) {
     rc = sqlite3_create_function_v2(db, "litestream_status", 0, SQLITE_UTF8, 0,
                                     lsStatusFunc, 0, 0, 0);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_create_function_v2(db, "litestream_version", 0,
+                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC, 0,
+                                    lsVersionFunc, 0, 0, 0);
   }
   return rc;
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/litestream-vfs/litestream_vfs/internal/config"
 	"github.com/litestream-vfs/litestream_vfs/internal/metrics"
 	"github.com/litestream-vfs/litestream_vfs/internal/threads"
+	"github.com/litestream-vfs/litestream_vfs/internal/version"
 	"github.com/litestream-vfs/litestream_vfs/vfs"
 )
 
@@ -236,6 +237,12 @@ func goStatus(cpath *C.char) (out *C.char) {
 	}
 	return C.CString(string(b))
 }
+
+// goVersion returns this build's version (malloc'd; the caller keeps or
+// frees it).
+//
+//export goVersion
+func goVersion() *C.char { return C.CString(version.Version) }
 
 // goPragma answers PRAGMA litestream_* on database path: 0 with the
 // result in *out, 1 with the error message in *out (malloc'd either way;

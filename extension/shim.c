@@ -549,15 +549,36 @@ static void lsAtExit(void) {
   pthread_mutex_unlock(&lsGlobalMu);
 }
 
+/* lsTag is the VFS's pAppData: another copy of the extension loaded into
+** the same process finds this one's version there. */
+typedef struct lsVfsTag {
+  char magic[8];
+  const char *zVersion;
+} lsVfsTag;
+#define LS_TAG_MAGIC "LSVFS01"
+static lsVfsTag lsTag = {LS_TAG_MAGIC, 0};
+
+const char *ls_version(void) { return lsTag.zVersion ? lsTag.zVersion : "unknown"; }
+
 static int lsRegisterVfsLocked(char **pzErrMsg) {
   sqlite3_vfs *pExisting = sqlite3_vfs_find(LS_VFS_NAME);
   sqlite3_vfs *pDefault;
   const char *zDefault = getenv("LITESTREAM_VFS_DEFAULT");
+  if (lsTag.zVersion == 0) lsTag.zVersion = goVersion(); /* kept for the process */
   if (pExisting) {
     if (pExisting != &lsVfs) {
-      *pzErrMsg = sqlite3_mprintf(
-          "litestream: another copy of the extension already registered "
-          "the \"%s\" VFS", LS_VFS_NAME);
+      const lsVfsTag *pOther = (const lsVfsTag *)pExisting->pAppData;
+      if (pOther && memcmp(pOther->magic, LS_TAG_MAGIC, sizeof(pOther->magic)) == 0) {
+        *pzErrMsg = sqlite3_mprintf(
+            "litestream: another copy of the extension (version %s) is "
+            "loaded in this process; this one is %s: load one copy per "
+            "process", pOther->zVersion ? pOther->zVersion : "unknown",
+            ls_version());
+      } else {
+        *pzErrMsg = sqlite3_mprintf(
+            "litestream: another extension already registered the \"%s\" "
+            "VFS", LS_VFS_NAME);
+      }
       return SQLITE_ERROR;
     }
     return SQLITE_OK; /* second load of this copy: nothing to do */
@@ -570,6 +591,7 @@ static int lsRegisterVfsLocked(char **pzErrMsg) {
   lsVfs.szOsFile = (int)sizeof(lsFile) + pDefault->szOsFile;
   lsVfs.mxPathname = pDefault->mxPathname;
   lsVfs.zName = LS_VFS_NAME;
+  lsVfs.pAppData = &lsTag;
   ls_real_vfs_methods(&lsVfs); /* the pass-through ones */
   lsVfs.xOpen = lsOpen;
   lsVfs.xDelete = lsDelete;

@@ -107,6 +107,10 @@ int ls_batch_own_threads(void);
 ** calls it from the entry point). */
 int ls_register_vfs(char **pzErrMsg);
 
+/* ls_version returns this build's version (git describe), known once the
+** VFS is registered. */
+const char *ls_version(void);
+
 /* Called by Go. */
 /* ls_wait blocks until the event version differs from seenVer (unless
 ** gateOnly), an app thread waits at a gate, a checkpoint starts or ls_poke

@@ -8,6 +8,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/version"
 	"github.com/litestream-vfs/litestream_vfs/replicator"
 )
 
@@ -31,6 +32,7 @@ type Status struct {
 	GateWaits   uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
 	GateWaitMS  float64 `json:"gate_wait_ms"` // total time writers waited there
 	OwnerPID    int     `json:"owner_pid"`    // the process that replicates (0: none yet)
+	Version     string  `json:"version"`      // this build of the extension (git describe)
 
 	// The replica as the owner's bookkeeping knows it (no LIST per call;
 	// other processes read what the owner published in the shared state).
@@ -52,7 +54,7 @@ type Status struct {
 // in the shared state, and "behind" while a signal of any process (a
 // commit) is newer than the owner's last completed step.
 func (db *DB) Status() Status {
-	st := Status{DB: db.cfg.Path, Replica: db.cfg.Replica.String(), OwnerPID: db.sh.ownerPID()}
+	st := Status{DB: db.cfg.Path, Replica: db.cfg.Replica.String(), OwnerPID: db.sh.ownerPID(), Version: version.Version}
 	ev := db.host.Events()
 	st.Commits, st.GateWaits = ev.Announced, ev.GateWaits
 	st.GateWaitMS = float64(ev.GateWait) / float64(time.Millisecond)

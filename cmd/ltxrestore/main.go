@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/version"
 	"github.com/litestream-vfs/litestream_vfs/replica/replicaurl"
 	"github.com/litestream-vfs/litestream_vfs/restore"
 	"github.com/superfly/ltx"
@@ -34,6 +35,7 @@ const usage = `usage: ltxrestore [restore] -o OUT.db [-f | -if-db-not-exists] [-
                   [-txid N | -timestamp T] [-parallelism N] [-no-integrity-check] [-v] URL
        ltxrestore ls [-json] URL
        ltxrestore verify URL
+       ltxrestore -version
 
 Ltxrestore rebuilds the SQLite database held by the replica at URL and
 writes it to OUT.db. It applies the newest snapshot at or before the target
@@ -125,6 +127,10 @@ var errHelp = errors.New("help requested")
 
 // run executes the command and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "-version" || args[0] == "--version") {
+		fmt.Fprintf(stdout, "%s %s\n", programName, version.Version)
+		return exitOK
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "ls":

@@ -380,3 +380,12 @@ func TestParseTXID(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIVersion(t *testing.T) {
+	for _, arg := range []string{"-version", "--version"} {
+		r := runBinary(t, arg)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "ltxrestore ") || len(strings.TrimSpace(r.stdout)) <= len("ltxrestore ") {
+			t.Errorf("%s: exit %d, stdout %q; want 0 and \"ltxrestore VERSION\"", arg, r.code, r.stdout)
+		}
+	}
+}
