@@ -36,7 +36,8 @@ type entry struct {
 var (
 	registryMu sync.Mutex
 	registry   = map[string]*entry{}
-	logger     = newLogger()
+	logger     = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "litestream") // until goLoaded
+	loadOnce   sync.Once
 	sqliteVer  int
 )
 
@@ -75,6 +76,10 @@ func main() {}
 func goLoaded(version C.int) {
 	defer func() { _ = recover() }()
 	sqliteVer = int(version)
+	loadOnce.Do(func() {
+		syncEnv()
+		logger = newLogger()
+	})
 	for _, w := range config.LoadWarnings(os.LookupEnv) {
 		// Read once at load: a bad value cannot fail an open; say so.
 		fmt.Fprintf(os.Stderr, "litestream: %s\n", w)
@@ -135,6 +140,9 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C
 	params, err := config.ParseParams(C.GoString(cparams))
 	if err != nil {
 		return fail(err.Error())
+	}
+	if check != 0 {
+		syncEnv() // what the application set since the load counts too
 	}
 	cfg, err := config.Resolve(path, params, os.LookupEnv)
 	if err != nil {
