@@ -3,6 +3,8 @@ package tests
 import (
 	"os/exec"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -48,4 +50,46 @@ func TestPlainWriterTruncates(t *testing.T) {
 		t.Fatalf("C client exit\n%s", r)
 	}
 	verifyRestore(t, db, replica)
+}
+
+// TestOwnerStopped: while the replicating process is stopped (SIGSTOP),
+// another process's commit leaves its status behind with a reason naming
+// the owner, and its litestream_sync times out saying so (it said behind
+// with local = replicated, nothing pending and no reason; found by an
+// attack). Once the owner runs again, the commit ships.
+func TestOwnerStopped(t *testing.T) {
+	_, db := newDB(t)
+	p := startC(t, db, dbURI(db), nil)
+	p.must("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES(1);")
+	p.sync(20000)
+	q := startC(t, db, dbURI(db), nil)
+	pid := p.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	q.must("INSERT INTO t VALUES(2);")
+	want := "not yet captured by the replicating process (pid " + strconv.Itoa(pid) + ")"
+	if st := q.status(); st.State() != "behind" || !strings.Contains(st.Str("reason"), want) {
+		t.Errorf("status with the owner stopped: %s, want behind, the reason naming pid %d", st, pid)
+	}
+	if _, e := q.exec(syncLine(500)); !strings.Contains(e, "timed out") || !strings.Contains(e, want) {
+		t.Errorf("litestream_sync with the owner stopped: %q, want a timeout naming the owner", e)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	q.sync(20000)
+	for _, c := range []*cproc{q, p} {
+		if r := c.close(); r.Code != 0 {
+			t.Fatalf("C client exit\n%s", r)
+		}
+	}
+	verifyRestore(t, db, fileURL(defaultReplica(db)))
 }

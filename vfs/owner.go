@@ -67,6 +67,9 @@ func (db *DB) publish() {
 	p.TXID, p.ReplTXID = st.LocalTXID, st.ReplicatedTXID
 	p.PendingBytes = uint32(min(st.PendingBytes, 1<<32-1))
 	p.Reason, p.LastError = st.Reason, st.LastError
+	if st.State == StateBehind {
+		p.Reason = "" // published as ok: each process judges behind itself
+	}
 	p.ReplicaKnown = st.ReplicaFiles != nil
 	if p.ReplicaKnown {
 		p.ReplicaFiles, p.ReplicaBytes = uint64(rs.ReplicaFiles), uint64(rs.ReplicaBytes)

@@ -112,7 +112,7 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	case reason != "":
 		st.State, st.Reason = StateNotReplicating, reason
 	case rs.NeedsSnapshot: // the spool overflowed during an outage
-		st.State = StateNeedsSnapshot
+		st.State, st.Reason = StateNeedsSnapshot, reasonOverflow
 	case errActive || rs.ErrorActive:
 		st.State = StateError
 	case ev != (Events{}) && ev.WALOpen == 0 && db.notWAL():
@@ -126,12 +126,12 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 		// The local or the replica's position is not known yet.
 		st.State = StateStarting
 	case pending:
-		st.State = StateNeedsSnapshot
+		st.State, st.Reason = StateNeedsSnapshot, reasonSnapshotDue
 	case st.ReplicatedTXID < st.LocalTXID:
 		st.State = StateBehind
 	case ev.Acked < ev.Announced || db.sh.u32(offSeq).Load() != stepSeq:
 		// A commit (of this process or another) not yet captured.
-		st.State = StateBehind
+		st.State, st.Reason = StateBehind, reasonUncaptured
 	case ev.Conns > 0 && ev.Closes != db.closesChecked.Load() && changedSince(db.cfg.Path, ev.Closed) != "":
 		// Opened again after another process changed the file while
 		// this one had it closed, and no step has checked it yet: what
@@ -141,18 +141,25 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	case ev != (Events{}) && db.uncaptured(capChange, changeKnown):
 		// SQLite's wal-index counts a commit no step has captured (a
 		// writer without the extension announces nothing).
-		st.State = StateBehind
+		st.State, st.Reason = StateBehind, reasonUncaptured
 		db.host.Notify()
 	case ev != (Events{}) && db.walChanged():
 		// A writer without the extension announces nothing: the WAL
 		// changed since the last step began. (publish passes no events
 		// and skips this stat: it runs after every upload.)
-		st.State = StateBehind
+		st.State, st.Reason = StateBehind, reasonUncaptured
 	default:
 		st.State = StateOK
 	}
 	return st, rs
 }
+
+// Reasons of states that are not ok, for status.
+const (
+	reasonUncaptured  = "a commit is not yet captured by the replicating process"
+	reasonOverflow    = "the spool overflowed while the replica was unreachable: a snapshot ships once it answers"
+	reasonSnapshotDue = "a snapshot is due (the chain of spooled changes broke) and is not in the replica yet"
+)
 
 // reasonReopened says why status is behind right after a reopen.
 const reasonReopened = "the database changed while this process had it closed; checking it against the replica"
@@ -199,10 +206,15 @@ func (db *DB) sharedStatus(st Status) Status {
 	switch {
 	case st.State != StateOK:
 	case db.uncaptured(p.CapChange, p.ChangeKnown):
-		st.State = StateBehind
+		st.State, st.Reason = StateBehind, fmt.Sprintf("%s (pid %d)", reasonUncaptured, st.OwnerPID)
 		db.sh.signal(false) // the owner's next step captures it
-	case p.ReplTXID < p.TXID || db.sh.u32(offSeq).Load() != p.StepSeq:
+	case p.ReplTXID < p.TXID:
 		st.State = StateBehind
+	case db.sh.u32(offSeq).Load() != p.StepSeq:
+		// A commit or request of some process, signalled since the
+		// owner's last step (an owner that stays this way is stuck:
+		// stopped with SIGSTOP, say).
+		st.State, st.Reason = StateBehind, fmt.Sprintf("%s (pid %d)", reasonUncaptured, st.OwnerPID)
 	}
 	return st
 }
@@ -268,6 +280,9 @@ func (db *DB) syncErr(err error) error {
 	st := db.Status()
 	msg := fmt.Sprintf("state %s, local TXID %d, replicated TXID %d, %d transactions (%d bytes) pending",
 		st.State, st.LocalTXID, st.ReplicatedTXID, st.PendingTxns, st.PendingBytes)
+	if st.Reason != "" {
+		msg += "; " + st.Reason
+	}
 	if st.LastError != "" {
 		msg += "; last error: " + st.LastError
 	}
