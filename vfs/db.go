@@ -535,6 +535,21 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 		}
 		db.opened = true
 	}
+	if db.replaced == "" {
+		if why := db.lockGone(); why != "" {
+			db.replaced = why
+			db.logger.Error("not replicating", "reason", why)
+			db.host.SetAttached(false)
+			db.mu.Lock()
+			cancel := db.cancel
+			db.mu.Unlock()
+			if cancel != nil {
+				defer cancel() // the uploader too: what it holds may overlap the new owner's
+			}
+			db.setReason(why, true)
+			return nil
+		}
+	}
 	if why := db.fileReplaced(); why != "" {
 		db.setReason(why, true)
 		// Nothing of this file can be captured any more: gates must not
@@ -667,6 +682,29 @@ func (db *DB) fileReplaced() string {
 	}
 	db.logger.Error("not replicating", "reason", db.replaced)
 	return db.replaced
+}
+
+// lockGone says, in the process that replicates, if its lock file is no
+// longer the one at its path: the state directory was deleted (or
+// replaced) under it, so another process can take a new lock and
+// replicate too, two owners writing one replica (found by an attack). It
+// stops replicating then (one stat per step).
+func (db *DB) lockGone() string {
+	if db.lock == nil || !db.owner.Load() {
+		return ""
+	}
+	held, err := db.lock.Stat()
+	if err != nil {
+		return ""
+	}
+	st, err := os.Stat(db.lock.Name())
+	if err == nil && os.SameFile(held, st) {
+		return ""
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "" // cannot tell
+	}
+	return fmt.Sprintf("the state directory %s was deleted or replaced under the replicating process (its lock and spool are gone; another process may replicate now): this process stopped replicating: restart it", filepath.Dir(db.lock.Name()))
 }
 
 // walMode reports whether the database header says WAL (read/write
