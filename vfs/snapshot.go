@@ -113,6 +113,10 @@ func (db *DB) snapshot() error {
 		if err != nil || ok {
 			return err
 		}
+		if pos := db.rep.Pos(); pos.TXID > 0 {
+			// A whole copy of the database: say why.
+			db.logger.Warn("snapshot needed", "reason", fmt.Sprintf("the database and its WAL no longer hold the state the spool or replica ends at (TXID %d): checkpointed past it before the last process ended", pos.TXID))
+		}
 	}
 	txid, err := db.rep.Snapshot(pageSize, commit, read, db.verifyGeneration, time.Now())
 	if err != nil {
