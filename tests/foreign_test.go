@@ -105,7 +105,7 @@ func TestOwnerStopped(t *testing.T) {
 // 40 points in 4 of 4 runs).
 func TestStateDirDeleted(t *testing.T) {
 	dir, db := newDB(t)
-	p := startC(t, db, dbURI(db), []string{"LITESTREAM_EXIT_FLUSH_MS=200"}) // it cannot flush once stopped
+	p := startC(t, db, dbURI(db), nil)
 	p.must("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);")
 	for i := 0; i < 20; i++ {
 		p.must("INSERT INTO t(v) VALUES('p');")
@@ -122,6 +122,10 @@ func TestStateDirDeleted(t *testing.T) {
 	st, ok := p.pollStatus(10*time.Second, func(st status) bool { return st.State() == "not-replicating" })
 	if !ok || !strings.Contains(st.Str("reason"), "state directory") {
 		t.Errorf("first process after its state directory was deleted: %s, want not-replicating naming it", st)
+	}
+	t0 := time.Now()
+	if _, e := p.exec(syncLine(10000)); !strings.Contains(e, "state directory") || time.Since(t0) > 2*time.Second {
+		t.Errorf("litestream_sync in the first process: %q after %v, want an error naming the state directory at once", e, time.Since(t0))
 	}
 	q.sync(20000)
 	for _, c := range []*cproc{p, q} {

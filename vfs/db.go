@@ -132,7 +132,8 @@ type DB struct {
 	needSnapshot  bool
 	opened        bool
 
-	pubMu sync.Mutex // serializes publish (owner.go)
+	pubMu  sync.Mutex  // serializes publish (owner.go)
+	halted atomic.Bool // replication ended for good in this process (lockGone): Sync fails at once
 
 	mu        sync.Mutex
 	changed   chan struct{}
@@ -538,6 +539,7 @@ func (db *DB) step(ctx context.Context, ev Events) (err error) {
 	if db.replaced == "" {
 		if why := db.lockGone(); why != "" {
 			db.replaced = why
+			db.halted.Store(true)
 			db.logger.Error("not replicating", "reason", why)
 			db.host.SetAttached(false)
 			db.mu.Lock()

@@ -237,6 +237,9 @@ func (db *DB) uncaptured(change uint32, known bool) bool {
 // it (such a step reads everything committed before it started), then for
 // the replica to hold that step's TXID.
 func (db *DB) Sync(ctx context.Context) (ltx.TXID, error) {
+	if db.halted.Load() {
+		return 0, fmt.Errorf("%w: %s", ErrNotReplicating, db.Status().Reason)
+	}
 	req := db.sh.request()
 	if db.owner.Load() {
 		db.host.Poke() // end a coalescing pause: someone waits
