@@ -92,8 +92,10 @@ void lsReadHdr(const volatile void *pShm0, uint32_t *pMx, uint32_t *pS1,
 /* lsRecordEnd notes the committed extent of the current generation just
 ** before SQLite may end it (a restart resets the wal-index header, a close
 ** unmaps it), so the gate can make Go read every committed frame of it,
-** this process's or another's, while the WAL file still holds them. */
-void lsRecordEnd(lsDb *d, const volatile void *pShm0) {
+** this process's or another's, while the WAL file still holds them.
+** atClose: recorded as a connection closes (its shm unmapped); the WAL may
+** be deleted next (lsBehindLocked). */
+void lsRecordEnd(lsDb *d, const volatile void *pShm0, int atClose) {
   uint32_t mx, s1, s2;
   if (pShm0 == 0) return;
   lsReadHdr(pShm0, &mx, &s1, &s2);
@@ -103,6 +105,7 @@ void lsRecordEnd(lsDb *d, const volatile void *pShm0) {
   d->ev.endMxFrame = mx;
   d->ev.endSalt1 = s1;
   d->ev.endSalt2 = s2;
+  d->endAtClose = atClose;
   lsEventLocked(d);
   pthread_mutex_unlock(&d->mu);
 }
@@ -112,6 +115,15 @@ void lsRecordEnd(lsDb *d, const volatile void *pShm0) {
 ** generation it follows up to the recorded end. Caller holds p->mu. */
 static int lsBehindLocked(lsDb *p) {
   if (p->ev.acked < p->ev.announced || p->snapshotting) return 1;
+  if (p->endAtClose && p->ev.endMxFrame > 0 &&
+      (p->ackSalt1 != p->ev.endSalt1 || p->ackSalt2 != p->ev.endSalt2)) {
+    /* The last connection closing deletes the WAL, holding commits of a
+    ** generation Go does not follow: a writer without the extension's,
+    ** made while this process only read. Its close checkpointed them into
+    ** the database file before its stat (lsClosed), so nothing would show
+    ** them at the reopen: Go reads them first (found by an attack). */
+    return 1;
+  }
   return p->ev.endMxFrame > 0 && p->ackSalt1 == p->ev.endSalt1 &&
          p->ackSalt2 == p->ev.endSalt2 && p->ackFrames < p->ev.endMxFrame;
 }
@@ -163,6 +175,7 @@ void lsGate(lsDb *p) {
 void lsGateDone(lsDb *p) {
   pthread_mutex_lock(&p->mu);
   p->ev.restartsDone++;
+  p->endAtClose = 0; /* the reset consumed the end recorded for it */
   lsEventLocked(p);
   pthread_mutex_unlock(&p->mu);
 }

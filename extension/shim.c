@@ -303,7 +303,7 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     ** moving it, on nearly every transaction: not a restart. */
     rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
-    if (rc == SQLITE_OK) lsRecordEnd(p->pDb, p->pShm0);
+    if (rc == SQLITE_OK) lsRecordEnd(p->pDb, p->pShm0, 0);
     return rc;
   }
   /* Taking WAL_WRITE is lsShmLock's; what is left to watch is its release. */
@@ -395,7 +395,7 @@ static void lsShmBarrier(sqlite3_file *pFile) {
 static int lsShmUnmap(sqlite3_file *pFile, int deleteFlag) {
   lsFile *p = (lsFile *)pFile;
   if (p->pShm0) {
-    lsRecordEnd(p->pDb, p->pShm0); /* a close may checkpoint and delete the WAL next */
+    lsRecordEnd(p->pDb, p->pShm0, 1); /* a close may checkpoint and delete the WAL next */
     /* Forget the mapping before the real unmap can remove it. */
     pthread_mutex_lock(&p->pDb->mu);
     if (--p->pDb->nShm0 == 0) p->pDb->pShm0 = 0;

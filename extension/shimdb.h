@@ -36,6 +36,7 @@ struct lsDb {
   volatile int walDirty;     /* WAL written since the last announce */
   volatile int walWriteHeld; /* WAL_WRITE shm lock held in this process */
   lsShared *pShared;         /* the host's shared state; set once, never unmapped */
+  int endAtClose;            /* ev.end* were recorded by a closing connection */
   uint32_t ckptSalt1, ckptMx; /* wal-index when a checkpoint here last made
                               ** another process's owner urgent */
 };
@@ -57,7 +58,7 @@ lsDb *lsDbGet(const char *zPath);
 lsDb *lsDbForWal(const char *zWal);
 void lsReadHdr(const volatile void *pShm0, uint32_t *pMx, uint32_t *pS1,
                uint32_t *pS2);
-void lsRecordEnd(lsDb *d, const volatile void *pShm0);
+void lsRecordEnd(lsDb *d, const volatile void *pShm0, int atClose);
 void lsGate(lsDb *p);
 void lsGateDone(lsDb *p);
 void lsDbWriteBegin(lsDb *p);
