@@ -100,15 +100,21 @@ func goLoaded(version C.int) {
 	}
 }
 
-// statuses returns the status of every database opened in this process,
-// for the metrics endpoint.
-func statuses() []vfs.Status {
+// registeredDBs returns every database opened in this process.
+func registeredDBs() []*vfs.DB {
 	registryMu.Lock()
+	defer registryMu.Unlock()
 	dbs := make([]*vfs.DB, 0, len(registry))
 	for _, e := range registry {
 		dbs = append(dbs, e.db)
 	}
-	registryMu.Unlock()
+	return dbs
+}
+
+// statuses returns the status of every database opened in this process,
+// for the metrics endpoint.
+func statuses() []vfs.Status {
+	dbs := registeredDBs()
 	out := make([]vfs.Status, 0, len(dbs))
 	for _, db := range dbs {
 		out = append(out, db.Status())
@@ -291,12 +297,7 @@ func goAtExit() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	registryMu.Lock()
-	dbs := make([]*vfs.DB, 0, len(registry))
-	for _, e := range registry {
-		dbs = append(dbs, e.db)
-	}
-	registryMu.Unlock()
+	dbs := registeredDBs()
 	for _, db := range dbs {
 		// A process that does not replicate waits for its own commits,
 		// which the owner ships; one that committed nothing has nothing

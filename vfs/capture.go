@@ -50,7 +50,7 @@ func (db *DB) adopt(ev Events) (bool, error) {
 			// Resets counted and not yet done when the WAL was seen
 			// empty are of what comes next (a header being written).
 			db.genRestarts = base
-		} else if db.committedUnseen() {
+		} else if db.uncaptured(db.capChange, db.changeKnown) {
 			// Between two looks at an empty WAL: a writer without the
 			// extension committed and truncated (or deleted) the WAL,
 			// its frames now only in the database file.
@@ -84,17 +84,6 @@ func (db *DB) adopt(ev Events) (bool, error) {
 		db.genRestarts = base
 		return true, nil
 	}
-}
-
-// committedUnseen reports whether SQLite's wal-index change counter moved
-// past the position captured: some connection committed what no step
-// read.
-func (db *DB) committedUnseen() bool {
-	if !db.changeKnown {
-		return false
-	}
-	idx, ok := db.host.WALIndex()
-	return ok && idx.Change != db.capChange
 }
 
 // linked reports whether SQLite's wal-index change counter proves that the

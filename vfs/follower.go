@@ -137,38 +137,30 @@ func (f *Follower) Succeeds(hdr WALHeader, counted uint64) bool {
 	return within(hdr.Salt1-f.hdr.Salt1) || within(hdr.CkptSeq-f.hdr.CkptSeq)
 }
 
-// CountCommits returns how many commit frames frames 1..mx of the file
-// hold, read with hdr's page size. The caller knows from SQLite's
-// wal-index that those frames are committed, so no checksum is checked;
-// a frame is taken as ReadTxns takes a trusted one.
+// CountCommits returns how many transactions frames 1..mx of the file
+// hold for hdr's generation. The caller knows from SQLite's wal-index that
+// those frames are committed: they are taken as ReadTxns takes trusted
+// frames, without the checksum chain.
 func (f *Follower) CountCommits(hdr WALHeader, mx uint32) (uint32, error) {
-	if f.f == nil {
-		return 0, fmt.Errorf("read wal: %w", os.ErrClosed)
-	}
-	frameSize := hdr.FrameSize()
-	b := make([]byte, WALFrameHeaderSize)
-	var n uint32
-	for i := uint32(0); i < mx; i++ {
-		if _, err := f.f.ReadAt(b, WALHeaderSize+int64(i)*frameSize); err != nil {
-			return n, fmt.Errorf("read wal frame %d: %w", i+1, err)
-		}
-		if fh := ParseWALFrameHeader(b); fh.Pgno != 0 && fh.Commit != 0 {
-			n++
-		}
-	}
-	return n, nil
+	return f.countTxns(hdr, mx, mx)
 }
 
 // ChainCommits returns how many transactions of hdr's generation the file
-// holds by the salts and the checksum chain alone, as ReadTxns would read
-// them from its first frame; the follower's own position is left as it is.
+// holds by the salts and the checksum chain alone.
 func (f *Follower) ChainCommits(hdr WALHeader) (uint32, error) {
+	return f.countTxns(hdr, 0, NoLimit)
+}
+
+// countTxns reads hdr's generation from its first frame as ReadTxns would
+// (trusted, limit), leaving the follower's own position as it is, and
+// returns how many transactions it found.
+func (f *Follower) countTxns(hdr WALHeader, trusted, limit uint32) (uint32, error) {
 	if f.f == nil {
 		return 0, fmt.Errorf("read wal: %w", os.ErrClosed)
 	}
 	tmp := &Follower{path: f.path, f: f.f, ino: f.ino, index: make(map[uint32]int64)}
 	tmp.Follow(hdr)
-	txns, err := tmp.ReadTxns(math.MaxInt64, 0, NoLimit)
+	txns, err := tmp.ReadTxns(math.MaxInt64, trusted, limit)
 	return uint32(len(txns)), err
 }
 

@@ -425,8 +425,7 @@ func (s *shared) signal(urgent bool) {
 // owner is woken.
 func (s *shared) signalThen(urgent bool, then func()) {
 	if urgent {
-		s.u32(offUrgent).Add(1)
-		futexWake(s.u32(offUrgent))
+		s.urge()
 	}
 	s.u32(offSeq).Add(1)
 	then()
@@ -462,6 +461,11 @@ func (s *shared) want(txid uint64) {
 	// A signal would also bump seq after the step that served the sync,
 	// and status right after the sync said behind (2-7 in 100 syncs in a
 	// process that does not replicate; found by an attack).
+	s.urge()
+}
+
+// urge bumps the urgent word and wakes the owner's urgent watcher.
+func (s *shared) urge() {
 	s.u32(offUrgent).Add(1)
 	futexWake(s.u32(offUrgent))
 }

@@ -203,10 +203,11 @@ func (db *DB) sharedStatus(st Status) Status {
 	}
 	st.LastCompactionAt, st.CompactionError = formatNano(p.LastCompactionAt), p.CompactionError
 	st.ForeignTxns, st.LastForeignTxAt = int64(p.ForeignTxns), formatNano(p.LastForeignAt)
+	uncaptured := fmt.Sprintf("%s (pid %d)", reasonUncaptured, st.OwnerPID)
 	switch {
 	case st.State != StateOK:
 	case db.uncaptured(p.CapChange, p.ChangeKnown):
-		st.State, st.Reason = StateBehind, fmt.Sprintf("%s (pid %d)", reasonUncaptured, st.OwnerPID)
+		st.State, st.Reason = StateBehind, uncaptured
 		db.sh.signal(false) // the owner's next step captures it
 	case p.ReplTXID < p.TXID:
 		st.State = StateBehind
@@ -214,7 +215,7 @@ func (db *DB) sharedStatus(st Status) Status {
 		// A commit or request of some process, signalled since the
 		// owner's last step (an owner that stays this way is stuck:
 		// stopped with SIGSTOP, say).
-		st.State, st.Reason = StateBehind, fmt.Sprintf("%s (pid %d)", reasonUncaptured, st.OwnerPID)
+		st.State, st.Reason = StateBehind, uncaptured
 	}
 	return st
 }
