@@ -10,6 +10,7 @@ require (
 	github.com/superfly/ltx v0.5.3
 	golang.org/x/sys v0.48.0
 	golang.org/x/term v0.46.0
+	golang.org/x/time v0.16.0
 )
 
 require (

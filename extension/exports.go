@@ -173,6 +173,7 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C
 		Logger:   logger,
 
 		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
+		PutBurst:         cfg.PutBurst,
 		SpoolMaxBytes:    cfg.SpoolMaxBytes,
 		NoChecksum:       !cfg.Checksums,
 		Compaction:       cfg.Compaction,

@@ -359,6 +359,9 @@ func (r *Replicator) merge(ctx context.Context, job compact.Job) error {
 	}
 	pr := r.merged(ctx, ins, name)
 	defer pr.Close()
+	if r.puts != nil {
+		r.puts.Reserve() // owed, not waited for: the uploader's next PUT waits longer
+	}
 	info, err := r.client.WriteLTXFile(ctx, job.Level, job.MinTXID(), job.MaxTXID(), pr)
 	if err != nil {
 		r.noteFramePages(err)

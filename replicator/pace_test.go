@@ -2,10 +2,13 @@ package replicator
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litestream-vfs/litestream_vfs/replica/file"
 )
 
 func TestGapFor(t *testing.T) {
@@ -102,5 +105,101 @@ func TestUrgeTo(t *testing.T) {
 	r.UrgeTo(11)
 	if !urged(r) || !r.wanted(10) {
 		t.Errorf("UrgeTo(11) with TXID 10 replicated did not urge the uploader")
+	}
+}
+
+// TestReplicatorPutBurst: with a PUT budget of 2 a second and a burst of
+// 4, commits after a quiet spell ship one object each at once; a steady
+// stream then ships at most the sustained rate; a caller waiting for the
+// replica (UrgeTo, as litestream_sync does) ships at once though the
+// budget is spent, on a credit of one burst.
+func TestReplicatorPutBurst(t *testing.T) {
+	dir := t.TempDir()
+	cc := &countingClient{Client: file.NewClient(filepath.Join(dir, "replica"))}
+	r := startWith(t, cc, Options{SpoolDir: filepath.Join(dir, "spool"), MaxPutsPerSecond: 2, PutBurst: 4}, false)
+	m := newModel(512, 4, 3)
+	txid, err := r.Snapshot(512, m.commit(), m.read, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// wait polls: WaitReplicated would urge the upload.
+	wait := func(txid ltx.TXID) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for r.Status().ReplicatedTXID < txid {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("TXID %d not replicated after 10 s: %+v", txid, r.Status())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	appendOne := func(i int) ltx.TXID {
+		t.Helper()
+		txid, err := r.Append(1, 512, m.commit(), m.change(uint32(i%4)+1), m.read, nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return txid
+	}
+	puts := func() int {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return len(cc.puts)
+	}
+	wait(txid)
+	time.Sleep(2100 * time.Millisecond) // the bucket refills (4 at 2/s)
+
+	// A burst: each commit is its own object, none waits for the budget.
+	before := puts()
+	for i := 0; i < 4; i++ {
+		if d := wait(appendOne(i)); d > 300*time.Millisecond {
+			t.Errorf("commit %d of a burst after a quiet spell took %v to reach the replica, want at once", i, d)
+		}
+	}
+	if n := puts() - before; n != 4 {
+		t.Errorf("%d PUTs for 4 commits after a quiet spell, want 4", n)
+	}
+
+	// Sustained: 2 s of commits every 20 ms, budget spent: ≤ 2/s (+1).
+	before = puts()
+	start := time.Now()
+	for time.Since(start) < 2*time.Second {
+		txid = appendOne(1)
+		time.Sleep(20 * time.Millisecond)
+	}
+	wait(txid)
+	elapsed := time.Since(start)
+	if n, limit := puts()-before, int(2*elapsed.Seconds())+1; n > limit {
+		t.Errorf("%d PUTs in %v of steady commits, want at most %d at 2/s", n, elapsed, limit)
+	}
+
+	// The budget is spent; a caller waiting for the replica does not wait
+	// for it.
+	txid = appendOne(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start = time.Now()
+	r.UrgeTo(txid)
+	if err := r.WaitReplicated(ctx, txid); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("an urged commit took %v with the budget spent, want at once", d)
+	}
+
+	// A sync after every commit: the credit is one burst, then the
+	// sustained rate holds.
+	before = puts()
+	start = time.Now()
+	for i := 0; time.Since(start) < 2*time.Second && i < 1000; i++ {
+		txid = appendOne(i)
+		if err := r.WaitReplicated(ctx, txid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed = time.Since(start)
+	if n, limit := puts()-before, 4+int(2*elapsed.Seconds())+1; n > limit {
+		t.Errorf("%d PUTs in %v of a sync after every commit, want at most %d (the credit and 2/s)", n, elapsed, limit)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/litestream-vfs/litestream_vfs/replica"
 	"github.com/litestream-vfs/litestream_vfs/replicator/compact"
 	"github.com/superfly/ltx"
+	"golang.org/x/time/rate"
 )
 
 var (
@@ -35,9 +37,15 @@ type Options struct {
 	// OnBroken is called (from another goroutine) when a captured file
 	// could not be made durable, so the caller can schedule a snapshot.
 	OnBroken func()
-	// MaxPutsPerSecond caps uploads; transactions that queue meanwhile are
+	// MaxPutsPerSecond caps the sustained rate of uploads (the uploader's
+	// and the compactor's together); transactions that queue meanwhile are
 	// merged into the next object. 0 means no cap.
 	MaxPutsPerSecond float64
+	// PutBurst is how many uploads may go at once after a quiet spell
+	// (a token bucket of this size refilled at MaxPutsPerSecond; 0: 1).
+	// A commit after a quiet second ships at once while a steady load
+	// ships at most MaxPutsPerSecond objects a second.
+	PutBurst int
 	// PermanentRetry is the wait before retrying an upload that failed with
 	// replica.ErrPermanent (default 30 s).
 	PermanentRetry time.Duration
@@ -98,6 +106,8 @@ type Replicator struct {
 	framePages atomic.Bool // the replica holds LTX pages in LZ4 frame format: merge with ltx.Compactor
 	epoch      int         // bumped when confirm finds the replica moved: older entries are stale
 	uploads    int64
+	upBytes    int64            // bytes of the objects the uploader wrote
+	upErrors   map[string]int64 // failed attempts of the uploader (confirm or upload), by ErrorKind
 
 	cat              catalog // the replica's files, as the owner knows them
 	clock            Clock
@@ -114,6 +124,7 @@ type Replicator struct {
 	posMu   sync.Mutex
 	posFile *os.File // the position file, kept open (savePosition)
 
+	puts       *rate.Limiter // the PUT budget (nil: no cap); see Options.PutBurst
 	wake       chan struct{} // uploader
 	commitWake chan struct{} // committer
 	urge       chan struct{} // a caller waits for the replica: do not pace (committer)
@@ -149,7 +160,12 @@ func New(client replica.Client, opts Options) *Replicator {
 	if opts.Stop == nil {
 		opts.Stop = safe.NewStop(opts.Logger)
 	}
+	var puts *rate.Limiter
+	if opts.MaxPutsPerSecond > 0 {
+		puts = rate.NewLimiter(rate.Limit(opts.MaxPutsPerSecond), max(opts.PutBurst, 1))
+	}
 	return &Replicator{
+		puts:       puts,
 		stop:       opts.Stop,
 		client:     client,
 		spool:      spool{dir: opts.SpoolDir},
@@ -368,6 +384,17 @@ func (r *Replicator) replicatedTXID() ltx.TXID {
 // wanted reports whether a caller waits for a TXID past pos.
 func (r *Replicator) wanted(pos ltx.TXID) bool { return ltx.TXID(r.want.Load()) > pos }
 
+// uploadFailed records a failed attempt of the uploader to reach the store.
+func (r *Replicator) uploadFailed(err error) {
+	r.mu.Lock()
+	if r.upErrors == nil {
+		r.upErrors = make(map[string]int64)
+	}
+	r.upErrors[ErrorKind(err)]++
+	r.mu.Unlock()
+	r.setError(err)
+}
+
 func (r *Replicator) setError(err error) {
 	r.mu.Lock()
 	r.lastErr, r.lastErrAt, r.errActive = err, time.Now(), true
@@ -409,6 +436,9 @@ type Status struct {
 	PendingBytes   int64
 	OldestPending  time.Time // capture time of the oldest spooled file not yet in the replica (zero: none)
 	Uploads        int64
+	UploadedBytes  int64            // bytes of the objects the uploader wrote since Open
+	UploadErrors   map[string]int64 // failed attempts to reach the store since Open, by ErrorKind
+	SpoolBytes     int64            // the spool's segments on disk
 	LastError      string
 	LastErrorAt    time.Time
 	ErrorActive    bool // the last upload attempt failed
@@ -438,11 +468,16 @@ func (r *Replicator) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := Status{
-		Replica:      r.client.String(),
-		LocalTXID:    r.pos.TXID,
-		PendingFiles: len(r.pending),
-		Uploads:      r.uploads,
-		Confirmed:    r.confirmed,
+		Replica:       r.client.String(),
+		LocalTXID:     r.pos.TXID,
+		PendingFiles:  len(r.pending),
+		Uploads:       r.uploads,
+		UploadedBytes: r.upBytes,
+		Confirmed:     r.confirmed,
+		SpoolBytes:    r.spool.Bytes(),
+	}
+	if len(r.upErrors) > 0 {
+		st.UploadErrors = maps.Clone(r.upErrors)
 	}
 	if r.confirmed {
 		st.ReplicatedTXID = r.replicated.TXID

@@ -71,6 +71,7 @@ type spool struct {
 
 	mu      sync.Mutex
 	active  *segment
+	segs    map[*segment]bool // every segment on disk (Bytes)
 	nextID  uint64
 	writing bool // a record is being written to active (begin to finish or abort)
 }
@@ -105,7 +106,9 @@ func (s *spool) load() ([]*spoolEntry, error) {
 			s.nextID = id + 1
 		}
 		if len(entries) == 0 {
+			s.mu.Lock()
 			s.removeSegment(seg)
+			s.mu.Unlock()
 			continue
 		}
 		out = append(out, entries...)
@@ -121,6 +124,7 @@ func (s *spool) loadSegment(id uint64) (*segment, []*spoolEntry, error) {
 		return nil, nil, fmt.Errorf("open spool segment: %w", err)
 	}
 	seg := &segment{id: id, path: path, f: f, synced: true}
+	s.track(seg)
 	st, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
@@ -207,6 +211,10 @@ func (s *spool) begin() (*recordWriter, error) {
 		}
 		old := s.active
 		s.active = &segment{id: id, path: path, f: f}
+		if s.segs == nil {
+			s.segs = make(map[*segment]bool)
+		}
+		s.segs[s.active] = true
 		if old != nil && old.live == 0 {
 			s.removeSegment(old)
 		}
@@ -314,6 +322,10 @@ func (s *spool) isReleased(e *spoolEntry) bool {
 func (s *spool) segmentBytes(segs map[*segment]bool) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.segmentBytesLocked(segs)
+}
+
+func (s *spool) segmentBytesLocked(segs map[*segment]bool) int64 {
 	var n int64
 	for seg := range segs {
 		n += seg.size
@@ -324,6 +336,26 @@ func (s *spool) segmentBytes(segs map[*segment]bool) int64 {
 func (s *spool) removeSegment(seg *segment) {
 	_ = seg.f.Close()
 	_ = os.Remove(seg.path)
+	delete(s.segs, seg)
+}
+
+// track registers a segment loaded at open.
+func (s *spool) track(seg *segment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.segs == nil {
+		s.segs = make(map[*segment]bool)
+	}
+	s.segs[seg] = true
+}
+
+// Bytes returns the bytes of the spool's segments on disk: what is
+// waiting for the replica, the local copies kept for compaction, and the
+// reusable space of the segment being written.
+func (s *spool) Bytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.segmentBytesLocked(s.segs)
 }
 
 // close closes the active segment, removing it if nothing in it is
@@ -338,6 +370,7 @@ func (s *spool) close() {
 		s.removeSegment(s.active)
 	} else {
 		_ = s.active.f.Close()
+		delete(s.segs, s.active)
 	}
 	s.active = nil
 }

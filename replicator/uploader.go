@@ -16,8 +16,8 @@ import (
 )
 
 // The uploader ships durable spool entries to the replica in TXID order,
-// merging consecutive level-0 entries, at most MaxPutsPerSecond objects a
-// second, retrying with backoff. Before its first upload it confirms where
+// merging consecutive level-0 entries, within the PUT budget (putWait),
+// retrying with backoff. Before its first upload it confirms where
 // the replica stands (position.go).
 
 // Bounds of one merged upload.
@@ -53,13 +53,7 @@ func (r *Replicator) nextBatch() []*spoolEntry {
 func (r *Replicator) uploadLoop(ctx context.Context) {
 	backoff := r.opts.RetryMin
 	var lastPut time.Time
-	var interval time.Duration
-	var p pacer
-	if r.opts.MaxPutsPerSecond > 0 {
-		interval = time.Duration(float64(time.Second) / r.opts.MaxPutsPerSecond)
-	} else {
-		p.floor = uploadFloor
-	}
+	p := pacer{floor: uploadFloor}
 	for {
 		opened, confirmed := r.openState()
 		if !opened {
@@ -80,7 +74,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			r.setError(err)
+			r.uploadFailed(err)
 			wait := r.retryWait(err, backoff)
 			r.logger.Warn("replica position unknown: the store did not answer; spooling meanwhile", "retry_in", wait, "err", err)
 			select {
@@ -100,17 +94,14 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			}
 			continue
 		}
-		// Keep to the PUT rate; what queues meanwhile joins this upload.
-		// Without a cap (a local directory), uploads are paced by their
-		// cost under sustained load instead (see pacer).
-		if wait := time.Until(lastPut.Add(interval)); wait > 0 {
-			select {
-			case <-ctx.Done():
+		// Keep to the PUT budget; what queues meanwhile joins this
+		// upload. Without a cap (a local directory), uploads are paced by
+		// their cost under sustained load instead (see pacer).
+		if r.puts != nil {
+			if !r.putWait(ctx) {
 				return
-			case <-time.After(wait):
 			}
-		}
-		if interval == 0 && !r.wanted(r.replicatedTXID()) && !p.wait(ctx, r.uploadUrge) {
+		} else if !r.wanted(r.replicatedTXID()) && !p.wait(ctx, r.uploadUrge) {
 			return
 		}
 		batch := r.nextBatch()
@@ -134,7 +125,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			r.setError(err)
+			r.uploadFailed(err)
 			r.checkOverflow()
 			wait := r.retryWait(err, backoff)
 			r.logger.Warn("upload failed", "file", batchName(batch), "retry_in", wait, "err", err)
@@ -147,6 +138,39 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			continue
 		}
 		backoff = r.opts.RetryMin
+	}
+}
+
+// putWait takes one PUT from the budget, waiting for it unless a caller
+// waits for the replica (litestream_sync, a gate): then the PUT goes at
+// once on credit, so the next ones wait longer and the sustained rate
+// stays within the cap. The credit is bounded by the burst: a sync after
+// every commit is served at the sustained rate once it is spent (at 1000
+// txn/s with a sync loop, unbounded credit made 251 PUTs a second against
+// a cap of 1). It reports whether ctx is still live.
+func (r *Replicator) putWait(ctx context.Context) bool {
+	credit := float64(r.puts.Burst())
+	for {
+		now := time.Now()
+		tokens := r.puts.TokensAt(now)
+		need := 1.0 // tokens needed before this PUT
+		if r.wanted(r.replicatedTXID()) {
+			need = 1 - credit
+		}
+		if tokens >= need {
+			r.puts.ReserveN(now, 1)
+			return ctx.Err() == nil
+		}
+		d := time.Duration((need - tokens) / float64(r.puts.Limit()) * float64(time.Second))
+		t := time.NewTimer(max(d, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		case <-r.uploadUrge:
+			t.Stop()
+		}
 	}
 }
 
@@ -221,6 +245,7 @@ func (r *Replicator) upload(ctx context.Context, batch []*spoolEntry) error {
 			r.replicated = ltx.Pos{TXID: last.MaxTXID, PostApplyChecksum: last.Post}
 		}
 		r.uploads++
+		r.upBytes += info.Size
 		r.errActive = false
 		replicated = r.replicated
 	})

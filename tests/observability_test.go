@@ -66,10 +66,27 @@ func TestMetrics(t *testing.T) {
 		fmt.Sprintf("litestream_vfs_replicated_txid{db=%q} %d", db, txid),
 		fmt.Sprintf("litestream_vfs_state{db=%q,state=\"ok\"} 1", db),
 		fmt.Sprintf("litestream_vfs_replication_lag_seconds{db=%q} 0", db),
+		fmt.Sprintf("litestream_vfs_snapshots_total{db=%q,kind=\"database\"} 1", db),
+		fmt.Sprintf("litestream_vfs_upload_errors_total{db=%q,kind=\"network\"} 0", db),
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, b)
 		}
+	}
+	// The byte figures agree with the status and the replica.
+	st := p.status()
+	var replicaBytes int64
+	ltxFiles, _ := filepath.Glob(filepath.Join(db+"-replica", "ltx", "*", "*.ltx"))
+	for _, f := range ltxFiles {
+		if fi, err := os.Stat(f); err == nil {
+			replicaBytes += fi.Size()
+		}
+	}
+	if up := st.Int("uploaded_bytes"); up <= 0 || up != replicaBytes || !strings.Contains(string(b), fmt.Sprintf("litestream_vfs_uploaded_bytes_total{db=%q} %d", db, up)) {
+		t.Errorf("uploaded_bytes %d, replica holds %d bytes; status %s", up, replicaBytes, st)
+	}
+	if sp := st.Int("spool_bytes"); sp <= 0 || !strings.Contains(string(b), fmt.Sprintf("litestream_vfs_spool_bytes{db=%q} %d", db, sp)) {
+		t.Errorf("spool_bytes %d (the spool keeps a local copy of what it shipped); status %s", sp, st)
 	}
 	r := runC(t, dir, dbURI(db), []string{"INSERT INTO t VALUES(2);", syncLine(20000)}, append(env, "LITESTREAM_LOG_LEVEL=info"))
 	requireNoErr(t, "second process", splitLines(r.Stdout), r)

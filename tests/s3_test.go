@@ -13,6 +13,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/litestream-vfs/litestream_vfs/internal/config"
 	"github.com/litestream-vfs/litestream_vfs/replica/s3/s3test"
 )
 
@@ -117,6 +118,56 @@ func TestS3(t *testing.T) {
 		restoreS3(t, db, bucket)
 	})
 
+	// The default PUT budget (issue 12): a steady 50 txn/s ships about
+	// one object a second, as Litestream's one sync a second does (the
+	// cap was 10 a second: 120 objects in 12 s), yet a commit after a
+	// quiet second reaches the store at once, without litestream_sync.
+	t.Run("PutBudget", func(t *testing.T) {
+		_, db := newDB(t)
+		bucket := srv.NewBucket(t)
+		p := startC(t, db, s3URI(db, bucket), creds)
+		p.must("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);")
+		p.sync(10000)
+		objects := func() int {
+			n := 0
+			for o := range srv.MinioClient(t).ListObjects(t.Context(), bucket, minio.ListObjectsOptions{Prefix: "db/", Recursive: true}) {
+				if o.Err != nil {
+					t.Fatal(o.Err)
+				}
+				n++
+			}
+			return n
+		}
+		before := objects()
+		const seconds = 12
+		start := time.Now()
+		for i := 0; time.Since(start) < seconds*time.Second && i < 50*seconds; i++ {
+			p.must(fmt.Sprintf("INSERT INTO t(v) VALUES('row %d');", i))
+			time.Sleep(time.Until(start.Add(time.Duration(i+1) * 20 * time.Millisecond)))
+		}
+		elapsed := time.Since(start)
+		p.sync(10000)
+		// The burst (10, less what the setup used) + 1 a second + the sync.
+		puts := objects() - before
+		if limit := config.DefaultPutBurst + int(elapsed.Seconds()*config.DefaultS3PutRate) + 1; puts > limit || puts < seconds/2 {
+			t.Errorf("%d objects for %v at 50 txn/s with the default policy, want %d to %d", puts, elapsed, seconds/2, limit)
+		}
+		time.Sleep(1500 * time.Millisecond) // a quiet spell refills the budget
+		p.must("INSERT INTO t(v) VALUES('after a quiet spell');")
+		sent := time.Now()
+		st, ok := p.pollStatus(5*time.Second, func(st status) bool {
+			return st.Int("replicated_txid") >= st.Int("local_txid")
+		})
+		if lag := time.Since(sent); !ok || lag > 500*time.Millisecond {
+			t.Errorf("a commit after a quiet spell reached the store after %v, want at once; status %s", lag, st)
+		}
+		t.Logf("%d objects in %v at 50 txn/s; a commit after a quiet spell: in the store after %v", puts, elapsed.Round(time.Millisecond), time.Since(sent).Round(time.Millisecond))
+		if r := p.close(); r.Code != 0 {
+			t.Fatalf("client exit\n%s", r)
+		}
+		restoreS3(t, db, bucket)
+	})
+
 	t.Run("NestedURL", func(t *testing.T) {
 		_, db := newDB(t)
 		bucket := srv.NewBucket(t)
@@ -165,6 +216,10 @@ func TestS3(t *testing.T) {
 			}
 			if st.Str("last_error") == "" {
 				t.Errorf("no last_error during the outage: %s", st)
+			}
+			// Counted by kind: a stopped MinIO refuses the connection.
+			if kinds, _ := st["upload_errors"].(map[string]any); kinds["network"] == nil {
+				t.Errorf("upload_errors during the outage lack network errors: %s", st)
 			}
 			// The bound leaves out the newest snapshot (which a spool must
 			// be able to hold whole): at most the database's size more.

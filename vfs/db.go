@@ -91,6 +91,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxPutsPerSecond caps uploads (0: no cap); see replicator.Options.
 	MaxPutsPerSecond float64
+	// PutBurst is how many uploads may go at once after a quiet spell.
+	PutBurst int
 	// SpoolMaxBytes bounds the spool (0: the default); see replicator.Options.
 	SpoolMaxBytes int64
 	// NoChecksum writes Litestream-compatible LTX files without checksums;
@@ -126,6 +128,7 @@ type DB struct {
 	owner         atomic.Bool   // this process holds the replication lock
 	exclusive     bool
 	exclSeen      atomic.Uint64 // ExclusiveWrites the last step saw (Status reads it)
+	snapshots     atomic.Int64  // full snapshots read from the database by this process
 	ino           uint64        // inode of the database file when first seen
 	replaced      string        // set once the file at the path is not that inode
 	batched       int           // transactions captured by the current step
@@ -202,6 +205,7 @@ func Open(cfg Config) (*DB, error) {
 		Stop:     db.stop,
 
 		MaxPutsPerSecond: cfg.MaxPutsPerSecond,
+		PutBurst:         cfg.PutBurst,
 		SpoolMaxBytes:    cfg.SpoolMaxBytes,
 		NoChecksum:       cfg.NoChecksum,
 		Compaction:       cfg.Compaction,

@@ -124,6 +124,7 @@ func (db *DB) snapshot() error {
 	}
 	db.needSnapshot = false
 	db.covered = &covered
+	db.snapshots.Add(1)
 	db.logger.Info("snapshot", "txid", txid, "pages", commit)
 	return nil
 }

@@ -32,7 +32,17 @@ type Status struct {
 	GateWaits   uint64  `json:"gate_waits"`   // times a writer waited for capture before a WAL reset
 	GateWaitMS  float64 `json:"gate_wait_ms"` // total time writers waited there
 	OwnerPID    int     `json:"owner_pid"`    // the process that replicates (0: none yet)
-	Version     string  `json:"version"`      // this build of the extension (git describe)
+
+	// Counters of the process that replicates, since it started to (0 in
+	// the others).
+	UploadedBytes      int64            `json:"uploaded_bytes"`          // bytes of the objects the uploader wrote
+	UploadErrors       map[string]int64 `json:"upload_errors,omitempty"` // failed attempts to reach the store, by kind (replicator.ErrorKind)
+	SpoolBytes         int64            `json:"spool_bytes"`             // the spool's segments on disk
+	Compactions        int64            `json:"compactions"`             // files written by compaction
+	Snapshots          int64            `json:"snapshots"`               // full snapshots read from the database
+	CompactedSnapshots int64            `json:"compacted_snapshots"`     // snapshots built from the replica's own files
+
+	Version string `json:"version"` // this build of the extension (git describe)
 
 	// The replica as the owner's bookkeeping knows it (no LIST per call;
 	// other processes read what the owner published in the shared state).
@@ -80,7 +90,8 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 	st.LocalTXID, st.ReplicatedTXID = uint64(rs.LocalTXID), uint64(rs.ReplicatedTXID)
 	st.PendingTxns, st.PendingBytes = rs.PendingTXNs, rs.PendingBytes
 	st.LagMS = lagMS(rs.OldestPending)
-	st.Uploads = rs.Uploads
+	st.Uploads, st.UploadedBytes, st.UploadErrors, st.SpoolBytes = rs.Uploads, rs.UploadedBytes, rs.UploadErrors, rs.SpoolBytes
+	st.Compactions, st.Snapshots, st.CompactedSnapshots = rs.Compactions, db.snapshots.Load(), rs.Snapshots
 	if rs.Confirmed {
 		st.ReplicaFiles, st.ReplicaBytes = &rs.ReplicaFiles, &rs.ReplicaBytes
 		st.LastSnapshotAt = formatTime(rs.LastSnapshotAt)

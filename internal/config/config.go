@@ -29,8 +29,10 @@ type Settings struct {
 	// directory); Source says where it came from.
 	Replica, Source string
 	Client          replica.Client
-	// MaxPutsPerSecond caps uploads (0: no cap).
+	// MaxPutsPerSecond caps the sustained rate of uploads (0: no cap);
+	// PutBurst is how many may go at once after a quiet spell.
 	MaxPutsPerSecond float64
+	PutBurst         int
 	// SpoolMaxBytes bounds the spool (0: the replicator's default).
 	SpoolMaxBytes int64
 	// Checksums: false writes LTX files without checksums, which
@@ -44,9 +46,14 @@ type Settings struct {
 // Getenv looks up an environment variable (os.LookupEnv).
 type Getenv func(name string) (string, bool)
 
-// DefaultS3PutRate is the default cap on PUTs per second to S3, where each
-// request is billed; a local directory has no cap.
-const DefaultS3PutRate = 10
+// The default PUT budget for S3, where each request is billed (a local
+// directory has no cap): a sustained rate of DefaultS3PutRate uploads a
+// second, as Litestream's one sync a second, with DefaultPutBurst at once
+// after a quiet spell, so a commit after a quiet second ships at once.
+const (
+	DefaultS3PutRate = 1
+	DefaultPutBurst  = 10
+)
 
 // ErrInvalid is wrapped by every refusal; the message names the parameter
 // or variable and the value.
@@ -60,7 +67,7 @@ var sqliteURIParams = map[string]bool{
 
 // ownParams are the extension's URI parameters (besides the s3 options).
 var ownParams = map[string]bool{
-	"replica": true, "max-puts-per-second": true, "spool-max-bytes": true, "checksums": true,
+	"replica": true, "max-puts-per-second": true, "put-burst": true, "spool-max-bytes": true, "checksums": true,
 	"compaction": true, "l0-retention": true, "retention": true, "snapshot-interval": true,
 	"snapshot-max-files": true, "snapshot-max-ratio": true,
 }
@@ -94,6 +101,12 @@ func Resolve(path string, params map[string]string, getenv Getenv) (Settings, er
 	}
 	if st.MaxPutsPerSecond, err = putRate(params, getenv, st.Client); err != nil {
 		return Settings{}, err
+	}
+	if st.PutBurst, err = putBurst(params, getenv); err != nil {
+		return Settings{}, err
+	}
+	if st.MaxPutsPerSecond == 0 {
+		st.PutBurst = 0 // no cap: nothing to bound
 	}
 	if st.SpoolMaxBytes, err = spoolBound(params, getenv); err != nil {
 		return Settings{}, err
@@ -264,6 +277,21 @@ func putRate(params map[string]string, getenv Getenv, c replica.Client) (float64
 	v, err := strconv.ParseFloat(raw, 64)
 	if err != nil || v < 0 || v != v || v > 1e9 {
 		return 0, fmt.Errorf("%s: %q is not a number from 0 to 1e9 (0: no cap): %w", source, raw, ErrInvalid)
+	}
+	return v, nil
+}
+
+// putBurst: put-burst, else LITESTREAM_PUT_BURST, else DefaultPutBurst.
+// Without a cap (a directory's default, or max-puts-per-second=0) it has
+// nothing to bound and is ignored (but still checked).
+func putBurst(params map[string]string, getenv Getenv) (int, error) {
+	raw, source := setting(params, getenv, "put-burst", "LITESTREAM_PUT_BURST")
+	if raw == "" {
+		return DefaultPutBurst, nil
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil || v < 1 || v > 1000000 {
+		return 0, fmt.Errorf("%s: %q is not a whole number from 1 to 1000000: %w", source, raw, ErrInvalid)
 	}
 	return v, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/litestream-vfs/litestream_vfs/replicator"
 	"github.com/litestream-vfs/litestream_vfs/vfs"
 )
 
@@ -32,17 +33,30 @@ type metric struct {
 	value func(vfs.Status) float64
 }
 
+// labelled is a metric with one more label than db, a series for each of
+// its values (all of them, so that a rate() sees a series before its
+// first increment).
+type labelled struct {
+	desc   *prometheus.Desc
+	kind   prometheus.ValueType
+	values []string
+	value  func(vfs.Status, string) float64
+}
+
 // Collector is a prometheus.Collector over a Source.
 type Collector struct {
-	src     Source
-	metrics []metric
-	state   *prometheus.Desc
+	src      Source
+	metrics  []metric
+	labelled []labelled
 }
 
 // NewCollector returns a collector of src's statuses.
 func NewCollector(src Source) *Collector {
 	m := func(name, help string, kind prometheus.ValueType, value func(vfs.Status) float64) metric {
 		return metric{prometheus.NewDesc("litestream_vfs_"+name, help, []string{"db"}, nil), kind, value}
+	}
+	l := func(name, help string, kind prometheus.ValueType, label string, values []string, value func(vfs.Status, string) float64) labelled {
+		return labelled{prometheus.NewDesc("litestream_vfs_"+name, help, []string{"db", label}, nil), kind, values, value}
 	}
 	g, c := prometheus.GaugeValue, prometheus.CounterValue
 	return &Collector{
@@ -61,9 +75,36 @@ func NewCollector(src Source) *Collector {
 			m("gate_wait_seconds_total", "Total time writers of this process waited there.", c, func(s vfs.Status) float64 { return s.GateWaitMS / 1000 }),
 			m("foreign_transactions_total", "Transactions of writers without the extension found in the WAL and replicated.", c,
 				func(s vfs.Status) float64 { return float64(max(s.ForeignTxns, 0)) }),
+			m("uploaded_bytes_total", "Bytes of the objects uploaded to the replica.", c, func(s vfs.Status) float64 { return float64(s.UploadedBytes) }),
+			m("spool_bytes", "Bytes of the local spool on disk (waiting for the replica, copies kept for compaction).", g,
+				func(s vfs.Status) float64 { return float64(s.SpoolBytes) }),
+			m("compactions_total", "Files written by compaction.", c, func(s vfs.Status) float64 { return float64(s.Compactions) }),
 		},
-		state: prometheus.NewDesc("litestream_vfs_state", "1 for the database's replication state, 0 for the others.", []string{"db", "state"}, nil),
+		labelled: []labelled{
+			l("state", "1 for the database's replication state, 0 for the others.", g, "state", States,
+				func(s vfs.Status, v string) float64 { return b2f(s.State == v) }),
+			l("upload_errors_total", "Failed attempts to reach the store, by kind.", c, "kind", ErrKinds,
+				func(s vfs.Status, v string) float64 { return float64(s.UploadErrors[v]) }),
+			l("snapshots_total", "Full snapshots: read from the database (database) or built from the replica's files (compacted).", c, "kind", []string{"database", "compacted"},
+				func(s vfs.Status, v string) float64 {
+					if v == "database" {
+						return float64(s.Snapshots)
+					}
+					return float64(s.CompactedSnapshots)
+				}),
+		},
 	}
+}
+
+// ErrKinds are the values of upload_errors_total's kind label.
+var ErrKinds = []string{replicator.ErrKindPermanent, replicator.ErrKindNotFound, replicator.ErrKindTimeout,
+	replicator.ErrKindNetwork, replicator.ErrKindDiskFull, replicator.ErrKindOther}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Describe implements prometheus.Collector.
@@ -71,7 +112,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.metrics {
 		ch <- m.desc
 	}
-	ch <- c.state
+	for _, m := range c.labelled {
+		ch <- m.desc
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -80,12 +123,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range c.metrics {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(st), st.DB)
 		}
-		for _, s := range States {
-			v := 0.0
-			if st.State == s {
-				v = 1
+		for _, m := range c.labelled {
+			for _, v := range m.values {
+				ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(st, v), st.DB, v)
 			}
-			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, st.DB, s)
 		}
 	}
 }

@@ -1,0 +1,40 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+
+	"github.com/litestream-vfs/litestream_vfs/replica"
+)
+
+// Kinds of store errors, as counted in Status.UploadErrors (and the
+// upload_errors_total metric's kind label).
+const (
+	ErrKindPermanent = "permanent" // credentials, a missing bucket: replica.ErrPermanent
+	ErrKindNotFound  = "not_found" // an object the replicator expected is gone
+	ErrKindTimeout   = "timeout"   // the store did not answer in time
+	ErrKindNetwork   = "network"   // refused, reset, unreachable
+	ErrKindDiskFull  = "disk_full" // a directory replica's filesystem is full
+	ErrKindOther     = "other"
+)
+
+// ErrorKind classifies an error from the store.
+func ErrorKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, replica.ErrPermanent):
+		return ErrKindPermanent
+	case errors.Is(err, replica.ErrNotFound):
+		return ErrKindNotFound
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ErrKindTimeout
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return ErrKindDiskFull
+	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return ErrKindNetwork
+	}
+	return ErrKindOther
+}
