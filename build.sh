@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # build.sh builds the SQLite loadable extension ./litestream_vfs.so and the
 # restore tool ./bin/ltxrestore from the repository root.
+#
+#   ./build.sh                    stripped release build
+#   ./build.sh --debug            keeps the symbols (a debugger, perf)
+#   ./build.sh install [PREFIX]   builds, then installs PREFIX/lib/litestream_vfs.so
+#                                 and PREFIX/bin/ltxrestore (PREFIX: /usr/local)
+#   ./build.sh wheel              builds, then a Python wheel bundling the
+#                                 extension into dist/ (python/; no network)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,21 +22,82 @@ export CGO_ENABLED=1
 # extension is loaded into other people's processes, smaller is better);
 # ./build.sh --debug keeps the symbols for a debugger or perf.
 strip="-s -w"
+install=""
+wheel=""
+usage="usage: ./build.sh [--debug] | ./build.sh install [PREFIX] | ./build.sh wheel"
 case "${1:-}" in
-"") ;;
---debug) strip="" ;;
-*) die "usage: ./build.sh [--debug]" ;;
+"") [ $# -le 1 ] || die "$usage" ;;
+--debug) [ $# -eq 1 ] || die "$usage"; strip="" ;;
+install)
+	[ $# -le 2 ] || die "$usage"
+	install="${2:-/usr/local}"
+	[ -n "$install" ] || die "install: PREFIX is empty ($usage)"
+	case "$install" in /*) ;; *) install="$PWD/$install" ;; esac
+	;;
+wheel) [ $# -eq 1 ] || die "$usage"; wheel=1 ;;
+*) die "$usage" ;;
 esac
 version="$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
 ldflags="$strip -X github.com/litestream-vfs/litestream_vfs/internal/version.Version=$version"
 
 echo "build.sh: building litestream_vfs.so ($version)"
-go build -trimpath -buildmode=c-shared -ldflags "$ldflags" -o litestream_vfs.so ./extension
+# Built under a temporary name and renamed into place: a process that has
+# the old file loaded keeps its (unlinked) copy instead of seeing it
+# rewritten underneath (SIGBUS).
+go build -trimpath -buildmode=c-shared -ldflags "$ldflags" -o litestream_vfs.so.tmp ./extension
+mv -f litestream_vfs.so.tmp litestream_vfs.so
 # c-shared also writes a C header for the exported Go functions; nobody needs it.
-rm -f litestream_vfs.h
+rm -f litestream_vfs.h litestream_vfs.so.h litestream_vfs.so.tmp.h
 
 echo "build.sh: building bin/ltxrestore"
 mkdir -p bin
-go build -trimpath -ldflags "$ldflags" -o bin/ltxrestore ./cmd/ltxrestore
+go build -trimpath -ldflags "$ldflags" -o bin/ltxrestore.tmp ./cmd/ltxrestore
+mv -f bin/ltxrestore.tmp bin/ltxrestore
 
 echo "build.sh: ok (./litestream_vfs.so $(( $(stat -c %s litestream_vfs.so) / 1024 )) KiB, ./bin/ltxrestore $(( $(stat -c %s bin/ltxrestore) / 1024 )) KiB)"
+
+if [ -n "$wheel" ]; then
+	py=/usr/bin/python3
+	[ -x "$py" ] || py=python3
+	{ "$py" -c 'import setuptools, wheel' && "$py" -m pip --version; } >/dev/null 2>&1 ||
+		die "wheel: $py lacks pip, setuptools or wheel (Debian: apt-get install -y python3-pip python3-setuptools python3-wheel)"
+	stage="$(mktemp -d)"
+	trap 'rm -rf "$stage"' EXIT
+	cp -R python/. "$stage/"
+	cp litestream_vfs.so "$stage/litestream_vfs/litestream_vfs.so"
+	# PEP 440 from git describe: v1.2.3-4-gabc-dirty -> 1.2.3.post4+gabc.dirty,
+	# an untagged abc-dirty -> 0.0.0+abc.dirty.
+	"$py" - "$version" >"$stage/litestream_vfs/VERSION" <<'PY'
+import re, sys
+d = sys.argv[1]
+m = re.fullmatch(r"v?(\d+(?:\.\d+)*)(?:-(\d+)-g([0-9a-f]+))?(-dirty)?", d)
+if m:
+    v = m[1] + (".post" + m[2] if m[2] else "")
+    local = ".".join(x for x in ["g" + m[3] if m[3] else "", "dirty" if m[4] else ""] if x)
+else:
+    v, local = "0.0.0", re.sub(r"[^a-z0-9]+", ".", d.lower()).strip(".") or "unknown"
+print(v + ("+" + local if local else ""))
+PY
+	mkdir -p dist
+	"$py" -m pip wheel --quiet --no-build-isolation --no-deps --no-index -w dist "$stage" ||
+		die "wheel: pip wheel failed"
+	echo "build.sh: wheel $(ls -t dist/litestream_vfs-*.whl | head -1) (version $(cat "$stage/litestream_vfs/VERSION"))"
+	exit 0
+fi
+
+[ -n "$install" ] || exit 0
+# install: the same rename into place, so a running process keeps its copy.
+mkdir -p "$install/lib" "$install/bin" || die "install: cannot create $install/lib and $install/bin"
+install -m 0755 litestream_vfs.so "$install/lib/.litestream_vfs.so.tmp" && mv -f "$install/lib/.litestream_vfs.so.tmp" "$install/lib/litestream_vfs.so" ||
+	die "install: cannot write $install/lib/litestream_vfs.so"
+install -m 0755 bin/ltxrestore "$install/bin/.ltxrestore.tmp" && mv -f "$install/bin/.ltxrestore.tmp" "$install/bin/ltxrestore" ||
+	die "install: cannot write $install/bin/ltxrestore"
+echo "build.sh: installed $install/lib/litestream_vfs.so and $install/bin/ltxrestore"
+# `.load litestream_vfs` (no path) finds the library the way the dynamic
+# loader does: LD_LIBRARY_PATH, then the ld.so cache. A prefix the cache
+# covers (/usr/local/lib on Debian) needs the cache refreshed once.
+if [ "$(id -u)" = 0 ] && command -v ldconfig >/dev/null 2>&1 && ldconfig -v -N 2>/dev/null | grep -q "^$install/lib:"; then
+	ldconfig && echo "build.sh: ldconfig: .load litestream_vfs finds it by name"
+else
+	echo "build.sh: to load it by name (.load litestream_vfs): export LD_LIBRARY_PATH=$install/lib"
+fi

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,106 @@ func TestReleaseBuild(t *testing.T) {
 	r := runCmd(t, t.TempDir(), nil, strings.NewReader(".load "+extPath+"\n.load "+strings.TrimSuffix(other, ".so")+"\nSELECT 'alive';\n"), sqlite3Bin)
 	if !strings.Contains(r.Stderr, "another copy of the extension (version "+want+") is loaded in this process") || !strings.Contains(r.Stdout, "alive") {
 		t.Errorf("a second copy of the extension: want it refused, naming the version, and the shell alive\n%s", r)
+	}
+}
+
+// TestInstall: ./build.sh install PREFIX puts the extension in PREFIX/lib
+// and ltxrestore in PREFIX/bin, and with PREFIX/lib on LD_LIBRARY_PATH
+// the spelling `.load litestream_vfs` (no path) works in the sqlite3
+// shell, C and Python, from a directory that has no copy of it.
+func TestInstall(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "prefix")
+	r := runCmd(t, repoRoot, nil, nil, filepath.Join(repoRoot, "build.sh"), "install", prefix)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "installed "+prefix+"/lib/litestream_vfs.so") {
+		t.Fatalf("./build.sh install %s\n%s", prefix, r)
+	}
+	for _, f := range []string{"lib/litestream_vfs.so", "bin/ltxrestore"} {
+		if st, err := os.Stat(filepath.Join(prefix, f)); err != nil || st.Mode()&0o111 == 0 {
+			t.Fatalf("%s/%s after install: %v", prefix, f, err)
+		}
+	}
+	env := []string{"LD_LIBRARY_PATH=" + filepath.Join(prefix, "lib")}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	sql := []string{"PRAGMA journal_mode=WAL;", "CREATE TABLE IF NOT EXISTS t(x);", "INSERT INTO t VALUES(1);", syncLine(20000)}
+
+	shell := runCmd(t, dir, env, strings.NewReader(strings.Join(sql, "\n")+"\n"), sqlite3Bin, "-cmd", ".load litestream_vfs", "-cmd", ".open "+dbURI(db))
+	requireNoErr(t, "sqlite3 shell, .load litestream_vfs", splitLines(shell.Stdout), shell)
+	c := runCmd(t, dir, env, strings.NewReader(strings.Join(sql[1:], "\n")+"\n"), cClientPath, "litestream_vfs", dbURI(db))
+	requireNoErr(t, "C, sqlite3_load_extension(\"litestream_vfs\")", splitLines(c.Stdout), c)
+	py := runCmd(t, dir, env, strings.NewReader(strings.Join(sql[1:], "\n")+"\n"), python3Bin, pyClientPath, "litestream_vfs", dbURI(db))
+	requireNoErr(t, "python, load_extension(\"litestream_vfs\")", splitLines(py.Stdout), py)
+
+	// Without the library path the bare name is not found: the test
+	// above did load the installed copy.
+	bare := runCmd(t, dir, nil, strings.NewReader("SELECT 1;\n"), sqlite3Bin, "-cmd", ".load litestream_vfs")
+	if !strings.Contains(bare.Stderr, "litestream_vfs.so: cannot open shared object file") {
+		t.Errorf(".load litestream_vfs without LD_LIBRARY_PATH: want it not found\n%s", bare)
+	}
+
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if r := runCmd(t, dir, nil, nil, filepath.Join(prefix, "bin", "ltxrestore"), "-o", out, db+"-replica"); r.Code != 0 {
+		t.Fatalf("installed ltxrestore\n%s", r)
+	}
+	if got := sqlitePlain(t, out, "SELECT count(*) FROM t;"); strings.TrimSpace(got) != "3" {
+		t.Errorf("restored rows: %q, want 3 (one from each client)", got)
+	}
+}
+
+// TestPythonWheel: ./build.sh wheel builds dist/litestream_vfs-*.whl with
+// the extension inside; installed into a venv made from Debian's python3
+// (no network: --no-index), `litestream_vfs.load(conn)` registers the VFS,
+// a database written through it replicates, and ltxrestore restores it.
+func TestPythonWheel(t *testing.T) {
+	r := runCmd(t, repoRoot, nil, nil, filepath.Join(repoRoot, "build.sh"), "wheel")
+	if r.Code != 0 {
+		t.Fatalf("./build.sh wheel\n%s", r)
+	}
+	m := regexp.MustCompile(`wheel (dist/litestream_vfs-\S+\.whl) \(version (\S+)\)`).FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("./build.sh wheel printed no wheel\n%s", r)
+	}
+	whl, version := filepath.Join(repoRoot, m[1]), m[2]
+	venv := filepath.Join(t.TempDir(), "venv")
+	if r := runCmd(t, repoRoot, nil, nil, python3Bin, "-m", "venv", venv); r.Code != 0 {
+		t.Fatalf("python3 -m venv\n%s", r)
+	}
+	py := filepath.Join(venv, "bin", "python")
+	if r := runCmd(t, repoRoot, nil, nil, py, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", whl); r.Code != 0 {
+		t.Fatalf("pip install %s\n%s", whl, r)
+	}
+	dir := t.TempDir()
+	script := `
+import os, sqlite3, sys, litestream_vfs
+assert os.path.exists(litestream_vfs.path() + ".so"), litestream_vfs.path()
+assert litestream_vfs.path().startswith(sys.prefix), (litestream_vfs.path(), sys.prefix)
+mem = sqlite3.connect(":memory:")
+litestream_vfs.load(mem)
+conn = sqlite3.connect("file:app.db?vfs=litestream", uri=True)
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("CREATE TABLE t(x)")
+conn.executemany("INSERT INTO t VALUES(?)", [(i,) for i in range(100)])
+conn.commit()
+print(litestream_vfs.__version__)
+print(conn.execute("SELECT litestream_version()").fetchone()[0])
+print(conn.execute("SELECT litestream_sync(20000)").fetchone()[0])
+`
+	r = runCmd(t, dir, nil, nil, py, "-c", script)
+	lines := splitLines(r.Stdout)
+	if r.Code != 0 || len(lines) != 3 {
+		t.Fatalf("python with the wheel installed\n%s", r)
+	}
+	if lines[0] != version {
+		t.Errorf("litestream_vfs.__version__ %q, want %q (build.sh's PEP 440 form of git describe)", lines[0], version)
+	}
+	if !strings.Contains(version, strings.TrimPrefix(strings.SplitN(lines[1], "-", 2)[0], "v")) {
+		t.Errorf("wheel version %q does not carry the extension's %q", version, lines[1])
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if r := runCmd(t, dir, nil, nil, ltxrestorePath, "-o", out, filepath.Join(dir, "app.db-replica")); r.Code != 0 {
+		t.Fatalf("ltxrestore\n%s", r)
+	}
+	if got := strings.TrimSpace(sqlitePlain(t, out, "SELECT count(*) FROM t;")); got != "100" {
+		t.Errorf("restored rows %q, want 100", got)
 	}
 }

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "tests/run.sh: $*" >&2; exit 1; }
 
-step "system clients: /usr/bin/sqlite3, sqlite3.h + libsqlite3 (libsqlite3-dev), /usr/bin/python3"
+step "system clients: /usr/bin/sqlite3, sqlite3.h + libsqlite3 (libsqlite3-dev), /usr/bin/python3 (with venv, pip, setuptools, wheel)"
 missing=()
 [ -x /usr/bin/sqlite3 ] || missing+=(sqlite3)
 # libsqlite3-dev: sqlite3.h and the libsqlite3.so link for gcc ... -lsqlite3.
@@ -21,6 +21,11 @@ if [ ! -f /usr/include/sqlite3.h ] || [ "$dev_status" != ok ]; then
 	missing+=(libsqlite3-dev)
 fi
 [ -x /usr/bin/python3 ] || missing+=(python3)
+# The wheel test (TestPythonWheel): build a wheel without network and install
+# it into a venv of Debian's python3.
+if ! { /usr/bin/python3 -c 'import setuptools, wheel, ensurepip' && /usr/bin/python3 -m pip --version; } >/dev/null 2>&1; then
+	missing+=(python3-venv python3-pip python3-setuptools python3-wheel)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "installing: ${missing[*]}"
 	command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
@@ -31,7 +36,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	fi
 	export DEBIAN_FRONTEND=noninteractive
 	"${sudo[@]}" apt-get update </dev/null || die "apt-get update failed"
-	"${sudo[@]}" apt-get install -y sqlite3 libsqlite3-dev python3 </dev/null || die "apt-get install ${missing[*]} failed"
+	"${sudo[@]}" apt-get install -y "${missing[@]}" </dev/null || die "apt-get install ${missing[*]} failed"
 fi
 [ -x /usr/bin/sqlite3 ] && [ -f /usr/include/sqlite3.h ] && [ -x /usr/bin/python3 ] ||
 	die "system clients still missing after install"

@@ -115,7 +115,11 @@ func (db *DB) snapshot() error {
 		}
 		if pos := db.rep.Pos(); pos.TXID > 0 {
 			// A whole copy of the database: say why.
-			db.logger.Warn("snapshot needed", "reason", fmt.Sprintf("the database and its WAL no longer hold the state the spool or replica ends at (TXID %d): checkpointed past it before the last process ended", pos.TXID))
+			why := fmt.Sprintf("the database and its WAL no longer hold the state the spool or replica ends at (TXID %d): checkpointed past it before the last process ended", pos.TXID)
+			if pos.PostApplyChecksum == 0 {
+				why = fmt.Sprintf("the replica's last file (TXID %d) has no checksum to match the database against (written without checksums, as Litestream writes them)", pos.TXID)
+			}
+			db.logger.Warn("snapshot needed", "reason", why)
 		}
 	}
 	txid, err := db.rep.Snapshot(pageSize, commit, read, db.verifyGeneration, time.Now())

@@ -2,6 +2,7 @@ package s3test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -48,6 +49,10 @@ type Options struct {
 	// CAFile is the PEM CA that signed CertsDir's certificate. The Server
 	// uses it for its own requests and hands it to Client.
 	CAFile string
+	// AccessKey and SecretKey set the root credentials (default: a
+	// fixed user and a secret new at each start). The docs test uses
+	// MinIO's own defaults, minioadmin/minioadmin, as the docs do.
+	AccessKey, SecretKey string
 }
 
 // Server is a running MinIO server on 127.0.0.1, with one data directory
@@ -119,8 +124,8 @@ func start(opts Options, dataDir string, ownsDataDir bool) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		AccessKey:   "minioadmin-test",
-		SecretKey:   "minioadmin-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		AccessKey:   cmp.Or(opts.AccessKey, "minioadmin-test"),
+		SecretKey:   cmp.Or(opts.SecretKey, "minioadmin-secret-"+strconv.FormatInt(time.Now().UnixNano(), 36)),
 		CAFile:      opts.CAFile,
 		bin:         bin,
 		dataDir:     dataDir,
