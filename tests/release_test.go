@@ -157,3 +157,35 @@ print(conn.execute("SELECT litestream_sync(20000)").fetchone()[0])
 		t.Errorf("restored rows %q, want 100", got)
 	}
 }
+
+// TestNoMetricsBuild: ./build.sh --no-metrics builds the extension without
+// the Prometheus endpoint (client_golang and protobuf), within issue 12's
+// 10 MB; LITESTREAM_METRICS_ADDR then logs that this build has none, and
+// replication works. The default build is restored afterwards.
+func TestNoMetricsBuild(t *testing.T) {
+	build := filepath.Join(repoRoot, "build.sh")
+	t.Cleanup(func() {
+		if r := runCmd(t, repoRoot, nil, nil, build); r.Code != 0 {
+			t.Errorf("./build.sh (restoring the default build)\n%s", r)
+		}
+	})
+	if r := runCmd(t, repoRoot, nil, nil, build, "--no-metrics"); r.Code != 0 {
+		t.Fatalf("./build.sh --no-metrics\n%s", r)
+	}
+	st, err := os.Stat(extPath + ".so")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("extension without metrics: %d bytes (%.1f MiB)", st.Size(), float64(st.Size())/(1<<20))
+	if st.Size() > 10_000_000 {
+		t.Errorf("./build.sh --no-metrics: %d bytes, want at most 10 MB", st.Size())
+	}
+	_, db := newDB(t)
+	r := runShell(t, filepath.Dir(db), dbURI(db), strings.Join([]string{"PRAGMA journal_mode=WAL;", "CREATE TABLE t(x);", "INSERT INTO t VALUES (1);", syncLine(20000)}, "\n")+"\n",
+		shellOpts{Env: []string{"LITESTREAM_METRICS_ADDR=127.0.0.1:1"}})
+	requireNoErr(t, "sqlite3 shell", splitLines(r.Stdout), r)
+	if !strings.Contains(r.Stderr, "no metrics endpoint") || !strings.Contains(r.Stderr, "--no-metrics") {
+		t.Errorf("LITESTREAM_METRICS_ADDR with a build without metrics: want a warning naming --no-metrics\n%s", r)
+	}
+	verifyRestore(t, db, fileURL(defaultReplica(db)))
+}

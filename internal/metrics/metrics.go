@@ -1,3 +1,5 @@
+//go:build !nometrics
+
 // Package metrics exposes the replication status of every database the
 // extension replicates as Prometheus metrics (LITESTREAM_METRICS_ADDR). It
 // reads vfs.Status at each scrape: nothing is counted on the commit path.
