@@ -72,6 +72,15 @@ func TestInstall(t *testing.T) {
 			t.Fatalf("%s/%s after install: %v", prefix, f, err)
 		}
 	}
+	// An empty PREFIX is refused (it installed into /usr/local); a
+	// relative one is relative to where build.sh was run from.
+	if r := runCmd(t, repoRoot, nil, nil, filepath.Join(repoRoot, "build.sh"), "install", ""); r.Code == 0 || !strings.Contains(r.Stderr, "PREFIX is empty") {
+		t.Errorf("./build.sh install \"\": want it refused\n%s", r)
+	}
+	cwd := t.TempDir()
+	if r := runCmd(t, cwd, nil, nil, filepath.Join(repoRoot, "build.sh"), "install", "rel"); r.Code != 0 || !fileExists(filepath.Join(cwd, "rel", "lib", "litestream_vfs.so")) {
+		t.Errorf("./build.sh install rel from %s: want %s/rel/lib/litestream_vfs.so\n%s", cwd, cwd, r)
+	}
 	env := []string{"LD_LIBRARY_PATH=" + filepath.Join(prefix, "lib")}
 	dir := t.TempDir()
 	db := filepath.Join(dir, "app.db")
