@@ -92,6 +92,9 @@ else:
 print(v + ("+" + local if local else ""))
 PY
 	mkdir -p dist
+	# One wheel in dist/, so `pip install dist/litestream_vfs-*.whl` has one
+	# to take (two versions made pip fail: ResolutionImpossible).
+	rm -f dist/litestream_vfs-*.whl
 	"$py" -m pip wheel --quiet --no-build-isolation --no-deps --no-index -w dist "$stage" ||
 		die "wheel: pip wheel failed"
 	echo "build.sh: wheel $(ls -t dist/litestream_vfs-*.whl | head -1) (version $(cat "$stage/litestream_vfs/VERSION"))"
@@ -106,11 +109,17 @@ install -m 0755 litestream_vfs.so "$install/lib/.litestream_vfs.so.tmp" && mv -f
 install -m 0755 bin/ltxrestore "$install/bin/.ltxrestore.tmp" && mv -f "$install/bin/.ltxrestore.tmp" "$install/bin/ltxrestore" ||
 	die "install: cannot write $install/bin/ltxrestore"
 echo "build.sh: installed $install/lib/litestream_vfs.so and $install/bin/ltxrestore"
-# `.load litestream_vfs` (no path) finds the library the way the dynamic
-# loader does: LD_LIBRARY_PATH, then the ld.so cache. A prefix the cache
-# covers (/usr/local/lib on Debian) needs the cache refreshed once.
-if [ "$(id -u)" = 0 ] && command -v ldconfig >/dev/null 2>&1 && ldconfig -v -N 2>/dev/null | grep -q "^$install/lib:"; then
-	ldconfig && echo "build.sh: ldconfig: .load litestream_vfs finds it by name"
+# `.load litestream_vfs` (no path) finds the library the way dlopen does:
+# LD_LIBRARY_PATH, the ld.so cache, the system directories. ldconfig does
+# not help: its cache takes only lib*.so files (it was run, and loading by
+# name still failed; found by an attack). So check it, with the sqlite3
+# shell if there is one, and say what to export when it does not.
+found=""
+if command -v sqlite3 >/dev/null 2>&1; then
+	found=$(cd / && echo "SELECT litestream_version();" | sqlite3 -cmd ".load litestream_vfs" 2>/dev/null || true)
+fi
+if [ "$found" = "$version" ]; then
+	echo "build.sh: .load litestream_vfs finds it by name"
 else
-	echo "build.sh: to load it by name (.load litestream_vfs): export LD_LIBRARY_PATH=$install/lib"
+	printf 'build.sh: to load it by name (.load litestream_vfs): export LD_LIBRARY_PATH=%q\n' "$install/lib"
 fi

@@ -23,18 +23,33 @@ const (
 // ErrorKind classifies an error from the store.
 func ErrorKind(err error) string {
 	var ne net.Error
+	var op *net.OpError
+	var dns *net.DNSError
 	switch {
 	case errors.Is(err, replica.ErrPermanent):
 		return ErrKindPermanent
 	case errors.Is(err, replica.ErrNotFound):
 		return ErrKindNotFound
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return ErrKindTimeout
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return ErrKindDiskFull
-	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT),
+		errors.As(err, &ne) && ne.Timeout() && !isErrno(err):
+		return ErrKindTimeout
+	case errors.As(err, &op), errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EPIPE):
 		return ErrKindNetwork
 	}
 	return ErrKindOther
+}
+
+// isErrno reports whether err's net.Error is a bare syscall.Errno, which
+// implements net.Error for every errno (a directory replica's ENOTDIR
+// counted as a network error; found by an attack).
+func isErrno(err error) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) {
+		return false
+	}
+	_, ok := ne.(syscall.Errno)
+	return ok
 }

@@ -174,6 +174,21 @@ func TestReplicatorPutBurst(t *testing.T) {
 		t.Errorf("%d PUTs in %v of steady commits, want at most %d at 2/s", n, elapsed, limit)
 	}
 
+	// The budget is spent: the next commit waits for it, and the status
+	// says until when (litestream_status names the budget as the reason).
+	txid = appendOne(3)
+	deadline := time.Now().Add(time.Second)
+	for r.Status().BudgetWait.IsZero() && r.Status().ReplicatedTXID < txid && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if st := r.Status(); st.ReplicatedTXID < txid && st.BudgetWait.IsZero() {
+		t.Errorf("a commit waits for the spent budget, but the status does not say so: %+v", st)
+	}
+	wait(txid)
+	if st := r.Status(); !st.BudgetWait.IsZero() {
+		t.Errorf("nothing waits, yet the status says the uploader waits for the budget until %v", st.BudgetWait)
+	}
+
 	// The budget is spent; a caller waiting for the replica does not wait
 	// for it.
 	txid = appendOne(2)

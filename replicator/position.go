@@ -119,8 +119,18 @@ func (r *Replicator) closePosition() {
 //   - otherwise the replica moved (another writer, a restore elsewhere, a
 //     replica emptied or replaced): the spool cannot continue it. It is
 //     dropped, TXIDs go on past both positions, and a snapshot is owed.
+//
+// confirmTimeout bounds the listing that confirms the replica's position.
+var confirmTimeout = 35 * time.Second
+
 func (r *Replicator) confirm(ctx context.Context) error {
-	rp, lv, err := r.replicaPos(ctx)
+	// One attempt of the store client (its request timeout, 30 s, with
+	// room to spare), not its retries too: a store that accepts
+	// connections and never answers left the state "starting", with no
+	// error, for 90 s (found by an attack).
+	lctx, cancel := context.WithTimeout(ctx, confirmTimeout)
+	rp, lv, err := r.replicaPos(lctx)
+	cancel()
 	if err != nil {
 		return err
 	}

@@ -125,6 +125,7 @@ type Replicator struct {
 	posFile *os.File // the position file, kept open (savePosition)
 
 	puts       *rate.Limiter // the PUT budget (nil: no cap); see Options.PutBurst
+	budgetWait atomic.Int64  // while the uploader waits for the budget: when its PUT goes (unix ns)
 	wake       chan struct{} // uploader
 	commitWake chan struct{} // committer
 	urge       chan struct{} // a caller waits for the replica: do not pace (committer)
@@ -439,6 +440,7 @@ type Status struct {
 	UploadedBytes  int64            // bytes of the objects the uploader wrote since Open
 	UploadErrors   map[string]int64 // failed attempts to reach the store since Open, by ErrorKind
 	SpoolBytes     int64            // the spool's segments on disk
+	BudgetWait     time.Time        // the uploader waits for the PUT budget until then (zero: it does not)
 	LastError      string
 	LastErrorAt    time.Time
 	ErrorActive    bool // the last upload attempt failed
@@ -478,6 +480,9 @@ func (r *Replicator) Status() Status {
 	}
 	if len(r.upErrors) > 0 {
 		st.UploadErrors = maps.Clone(r.upErrors)
+	}
+	if ns := r.budgetWait.Load(); ns != 0 {
+		st.BudgetWait = time.Unix(0, ns)
 	}
 	if r.confirmed {
 		st.ReplicatedTXID = r.replicated.TXID

@@ -2,10 +2,12 @@ package replicator
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,5 +77,58 @@ func TestReplicatorS3IdleMakesNoRequests(t *testing.T) {
 	}
 	if busy == 0 {
 		t.Fatal("no requests counted while shipping: the counting transport is not in use")
+	}
+}
+
+// TestConfirmStoreNeverAnswers: a store that accepts connections and never
+// answers is an error (kind timeout) after one attempt of the listing that
+// confirms the replica's position, not after the store client's retries
+// (three 30 s header timeouts left the state "starting" for 90 s; found
+// by an attack).
+func TestConfirmStoreNeverAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	// Restored after the replicator's own cleanup has stopped it.
+	old := confirmTimeout
+	confirmTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { confirmTimeout = old })
+	client, err := s3.NewClient(s3.Config{Bucket: "bucket", Prefix: "db", Endpoint: "http://" + ln.Addr().String(), Region: "us-east-1",
+		AccessKeyID: "k", SecretAccessKey: "secret-key", ForcePathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startWith(t, client, Options{SpoolDir: filepath.Join(t.TempDir(), "spool"), RetryMin: 10 * time.Millisecond}, false)
+	deadline := time.Now().Add(20 * time.Second)
+	for st := r.Status(); st.UploadErrors[ErrKindTimeout] == 0; st = r.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no timeout error after 20 s against a store that never answers: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := r.Status(); !st.ErrorActive || st.LastError == "" {
+		t.Errorf("status after the timeout: %+v, want the error active and named", st)
 	}
 }

@@ -76,7 +76,7 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 			}
 			r.uploadFailed(err)
 			wait := r.retryWait(err, backoff)
-			r.logger.Warn("replica position unknown: the store did not answer; spooling meanwhile", "retry_in", wait, "err", err)
+			r.logger.Warn("replica position unknown: the store refused or did not answer; spooling meanwhile", "retry_in", wait, "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -162,15 +162,18 @@ func (r *Replicator) putWait(ctx context.Context) bool {
 			return ctx.Err() == nil
 		}
 		d := time.Duration((need - tokens) / float64(r.puts.Limit()) * float64(time.Second))
+		r.budgetWait.Store(now.Add(d).UnixNano()) // status says why it is behind
 		t := time.NewTimer(max(d, time.Millisecond))
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			r.budgetWait.Store(0)
 			return false
 		case <-t.C:
 		case <-r.uploadUrge:
 			t.Stop()
 		}
+		r.budgetWait.Store(0)
 	}
 }
 

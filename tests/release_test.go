@@ -67,6 +67,11 @@ func TestInstall(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "installed "+prefix+"/lib/litestream_vfs.so") {
 		t.Fatalf("./build.sh install %s\n%s", prefix, r)
 	}
+	// Not on the loader's path: it says what to export (it claimed an
+	// ldconfig made /usr/local work, which it cannot: found by an attack).
+	if !strings.Contains(r.Stdout, "export LD_LIBRARY_PATH="+prefix+"/lib") {
+		t.Errorf("./build.sh install %s: want the LD_LIBRARY_PATH to export\n%s", prefix, r)
+	}
 	for _, f := range []string{"lib/litestream_vfs.so", "bin/ltxrestore"} {
 		if st, err := os.Stat(filepath.Join(prefix, f)); err != nil || st.Mode()&0o111 == 0 {
 			t.Fatalf("%s/%s after install: %v", prefix, f, err)

@@ -117,7 +117,10 @@ func (db *DB) snapshot() error {
 			// A whole copy of the database: say why.
 			why := fmt.Sprintf("the database and its WAL no longer hold the state the spool or replica ends at (TXID %d): checkpointed past it before the last process ended", pos.TXID)
 			if pos.PostApplyChecksum == 0 {
-				why = fmt.Sprintf("the replica's last file (TXID %d) has no checksum to match the database against (written without checksums, as Litestream writes them)", pos.TXID)
+				// Unknown, not necessarily absent: the replica's last file
+				// may have none (Litestream writes none), or the replica
+				// moved (another database's files; found by an attack).
+				why = fmt.Sprintf("the checksum of the state the replica ends at (TXID %d) is unknown, so the database cannot be matched against it: the replica's last file has none (files written without checksums, as Litestream writes them) or the replica is not where this database left it", pos.TXID)
 			}
 			db.logger.Warn("snapshot needed", "reason", why)
 		}

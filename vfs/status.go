@@ -140,6 +140,10 @@ func (db *DB) ownerStatus(st Status, ev Events) (Status, replicator.Status) {
 		st.State, st.Reason = StateNeedsSnapshot, reasonSnapshotDue
 	case st.ReplicatedTXID < st.LocalTXID:
 		st.State = StateBehind
+		if !rs.BudgetWait.IsZero() {
+			st.Reason = fmt.Sprintf("waiting for the PUT budget (max-puts-per-second=%g, put-burst=%d): the next upload in %v",
+				db.cfg.MaxPutsPerSecond, max(db.cfg.PutBurst, 1), time.Until(rs.BudgetWait).Round(time.Millisecond))
+		}
 	case ev.Acked < ev.Announced || db.sh.u32(offSeq).Load() != stepSeq:
 		// A commit (of this process or another) not yet captured.
 		st.State, st.Reason = StateBehind, reasonUncaptured

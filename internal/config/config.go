@@ -265,21 +265,28 @@ func replicaURL(path string, params map[string]string, s3opts url.Values, getenv
 }
 
 // putRate: max-puts-per-second, else LITESTREAM_MAX_PUTS_PER_SECOND, else
-// DefaultS3PutRate for S3 and no cap for a directory.
+// DefaultS3PutRate, for S3. A directory has no cap: a value given is
+// still checked, but ignored (a service that set the variable for its S3
+// database throttled its directory replicas too; found by an attack).
+// Below MinPutRate is refused: a rate of 1e-300 stopped shipping for good.
 func putRate(params map[string]string, getenv Getenv, c replica.Client) (float64, error) {
 	raw, source := setting(params, getenv, "max-puts-per-second", "LITESTREAM_MAX_PUTS_PER_SECOND")
-	if raw == "" {
-		if c.Type() == "s3" {
-			return DefaultS3PutRate, nil
+	v := float64(DefaultS3PutRate)
+	if raw != "" {
+		var err error
+		v, err = strconv.ParseFloat(raw, 64)
+		if err != nil || v != v || v > 1e9 || v < 0 || (v > 0 && v < MinPutRate) {
+			return 0, fmt.Errorf("%s: %q is not 0 (no cap) or a number from %g to 1e9: %w", source, raw, MinPutRate, ErrInvalid)
 		}
-		return 0, nil
 	}
-	v, err := strconv.ParseFloat(raw, 64)
-	if err != nil || v < 0 || v != v || v > 1e9 {
-		return 0, fmt.Errorf("%s: %q is not a number from 0 to 1e9 (0: no cap): %w", source, raw, ErrInvalid)
+	if c.Type() != "s3" {
+		return 0, nil
 	}
 	return v, nil
 }
+
+// MinPutRate is the lowest PUT cap accepted: one PUT in 1000 seconds.
+const MinPutRate = 0.001
 
 // putBurst: put-burst, else LITESTREAM_PUT_BURST, else DefaultPutBurst.
 // Without a cap (a directory's default, or max-puts-per-second=0) it has
