@@ -20,6 +20,9 @@ const (
 	ErrKindOther     = "other"
 )
 
+// ErrKinds are every kind ErrorKind returns.
+var ErrKinds = []string{ErrKindPermanent, ErrKindNotFound, ErrKindTimeout, ErrKindNetwork, ErrKindDiskFull, ErrKindOther}
+
 // ErrorKind classifies an error from the store.
 func ErrorKind(err error) string {
 	var ne net.Error
@@ -33,7 +36,7 @@ func ErrorKind(err error) string {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return ErrKindDiskFull
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT),
-		errors.As(err, &ne) && ne.Timeout() && !isErrno(err):
+		errors.As(err, &ne) && ne.Timeout() && !isErrno(ne):
 		return ErrKindTimeout
 	case errors.As(err, &op), errors.As(err, &dns), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EPIPE):
@@ -42,14 +45,10 @@ func ErrorKind(err error) string {
 	return ErrKindOther
 }
 
-// isErrno reports whether err's net.Error is a bare syscall.Errno, which
-// implements net.Error for every errno (a directory replica's ENOTDIR
-// counted as a network error; found by an attack).
-func isErrno(err error) bool {
-	var ne net.Error
-	if !errors.As(err, &ne) {
-		return false
-	}
+// isErrno reports whether ne is a bare syscall.Errno, which implements
+// net.Error for every errno (a directory replica's ENOTDIR counted as a
+// network error; found by an attack).
+func isErrno(ne net.Error) bool {
 	_, ok := ne.(syscall.Errno)
 	return ok
 }

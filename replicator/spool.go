@@ -211,10 +211,7 @@ func (s *spool) begin() (*recordWriter, error) {
 		}
 		old := s.active
 		s.active = &segment{id: id, path: path, f: f}
-		if s.segs == nil {
-			s.segs = make(map[*segment]bool)
-		}
-		s.segs[s.active] = true
+		s.trackLocked(s.active)
 		if old != nil && old.live == 0 {
 			s.removeSegment(old)
 		}
@@ -343,6 +340,11 @@ func (s *spool) removeSegment(seg *segment) {
 func (s *spool) track(seg *segment) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.trackLocked(seg)
+}
+
+// trackLocked registers a segment on disk (for Bytes).
+func (s *spool) trackLocked(seg *segment) {
 	if s.segs == nil {
 		s.segs = make(map[*segment]bool)
 	}

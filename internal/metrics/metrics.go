@@ -85,7 +85,7 @@ func NewCollector(src Source) *Collector {
 		labelled: []labelled{
 			l("state", "1 for the database's replication state, 0 for the others.", g, "state", States,
 				func(s vfs.Status, v string) float64 { return b2f(s.State == v) }),
-			l("upload_errors_total", "Failed attempts to reach the store, by kind.", c, "kind", ErrKinds,
+			l("upload_errors_total", "Failed attempts to reach the store, by kind.", c, "kind", replicator.ErrKinds,
 				func(s vfs.Status, v string) float64 { return float64(s.UploadErrors[v]) }),
 			l("snapshots_total", "Full snapshots: read from the database (database) or built from the replica's files (compacted).", c, "kind", []string{"database", "compacted"},
 				func(s vfs.Status, v string) float64 {
@@ -97,10 +97,6 @@ func NewCollector(src Source) *Collector {
 		},
 	}
 }
-
-// ErrKinds are the values of upload_errors_total's kind label.
-var ErrKinds = []string{replicator.ErrKindPermanent, replicator.ErrKindNotFound, replicator.ErrKindTimeout,
-	replicator.ErrKindNetwork, replicator.ErrKindDiskFull, replicator.ErrKindOther}
 
 func b2f(b bool) float64 {
 	if b {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/litestream-vfs/litestream_vfs/replicator"
 	"github.com/litestream-vfs/litestream_vfs/vfs"
 )
 
@@ -68,8 +69,8 @@ litestream_vfs_snapshots_total{db="/b.db",kind="database"} 0
 		t.Errorf("%d state series, want %d", n, 2*len(States))
 	}
 	// Every kind of upload error has a series, 0 until the first.
-	if n := testutil.CollectAndCount(c, "litestream_vfs_upload_errors_total"); n != 2*len(ErrKinds) {
-		t.Errorf("%d upload error series, want %d", n, 2*len(ErrKinds))
+	if n := testutil.CollectAndCount(c, "litestream_vfs_upload_errors_total"); n != 2*len(replicator.ErrKinds) {
+		t.Errorf("%d upload error series, want %d", n, 2*len(replicator.ErrKinds))
 	}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(""), "litestream_vfs_nonexistent"); err != nil {
 		t.Error(err)

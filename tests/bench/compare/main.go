@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -543,15 +544,7 @@ func (p *countingProxy) stop() { _ = p.srv.Close() }
 func (p *countingProxy) snapshot() map[string]int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return maps(p.counts)
-}
-
-func maps(m map[string]int64) map[string]int64 {
-	c := make(map[string]int64, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
+	return maps.Clone(p.counts)
 }
 
 // puts is PUT+POST (multipart parts and completions count) between two
