@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/litestream-vfs/litestream_vfs/internal/config"
 	"github.com/litestream-vfs/litestream_vfs/internal/metrics"
@@ -128,7 +129,7 @@ func statuses() []vfs.Status {
 // failed open creates nothing (no state directory, no lock).
 //
 //export goDBOpen
-func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C.char) (rc C.int) {
+func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, syncOut *C.int, errOut **C.char) (rc C.int) {
 	defer func() {
 		if r := recover(); r != nil {
 			*errOut = C.CString(fmt.Sprintf("internal error: %v", r))
@@ -153,6 +154,13 @@ func goDBOpen(p *C.lsDb, cpath *C.char, cparams *C.char, check C.int, errOut **C
 	cfg, err := config.Resolve(path, params, os.LookupEnv)
 	if err != nil {
 		return fail(err.Error())
+	}
+	if cfg.Sync.Enabled { // this connection's policy (shim.c lsGoOpen)
+		out := unsafe.Slice(syncOut, 3)
+		out[0], out[1], out[2] = 1, C.int(cfg.Sync.Timeout.Milliseconds()), 0
+		if cfg.Sync.Block {
+			out[2] = 1
+		}
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
@@ -325,3 +333,18 @@ func goAtExit() {
 // exitCompactionStop bounds the wait at exit for a compaction to be
 // abandoned (a cancelled write returns at its next read).
 const exitCompactionStop = time.Second
+
+// goLog writes a message of the shim (replicate=sync's timeouts, written
+// in C with sqlite3_log too) to the extension's log: warn if warn is set,
+// else info. Called off the commit path: after a sync-timeout, or once the
+// replica caught up.
+//
+//export goLog
+func goLog(warn C.int, cpath, cmsg *C.char) {
+	defer func() { _ = recover() }()
+	level := slog.LevelInfo
+	if warn != 0 {
+		level = slog.LevelWarn
+	}
+	logger.Log(context.Background(), level, C.GoString(cmsg), "db", C.GoString(cpath))
+}

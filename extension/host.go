@@ -50,6 +50,8 @@ func convertEvents(ev *C.lsEvents) vfs.Events {
 		Conns:       int(ev.nConn),
 		GateWaiters: int(ev.gateWaiters),
 		Shutdown:    ev.shutdown != 0,
+		Sync: vfs.SyncEvents{Waits: uint64(ev.syncWaits), Wait: time.Duration(ev.syncWaitNs),
+			Timeouts: uint64(ev.syncTimeouts), Degraded: uint64(ev.syncDegraded), Refused: uint64(ev.syncRefused)},
 	}
 }
 

@@ -31,7 +31,7 @@ func sharedLayoutErrors() []string {
 		"reason": unsafe.Offsetof(s.reason), "lastError": unsafe.Offsetof(s.lastError),
 		"wantTXID": unsafe.Offsetof(s.wantTXID), "commitLock": unsafe.Offsetof(s.commitLock),
 		"commitSalt1": unsafe.Offsetof(s.commitSalt1), "commitSalt2": unsafe.Offsetof(s.commitSalt2),
-		"commitFrames": unsafe.Offsetof(s.commitFrames),
+		"commitFrames": unsafe.Offsetof(s.commitFrames), "syncTXID": unsafe.Offsetof(s.syncTXID),
 	}
 	var errs []string
 	for name, off := range vfs.SharedLayout {

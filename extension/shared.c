@@ -14,7 +14,7 @@
 
 #include "shim.h"
 
-static void lsFutexWake(uint32_t *w) {
+void ls_futex_wake(uint32_t *w) {
   syscall(SYS_futex, w, FUTEX_WAKE, 1 << 30, (void *)0, (void *)0, 0);
 }
 
@@ -31,13 +31,13 @@ void ls_shared_signal(lsShared *s, int urgent) {
   uint32_t one = 1;
   if (urgent) {
     __atomic_add_fetch(&s->urgent, 1, __ATOMIC_SEQ_CST);
-    lsFutexWake(&s->urgent);
+    ls_futex_wake(&s->urgent);
   }
   __atomic_add_fetch(&s->seq, 1, __ATOMIC_SEQ_CST);
   if (__atomic_load_n(&s->ownerWaiting, __ATOMIC_SEQ_CST) == 1 &&
       __atomic_compare_exchange_n(&s->ownerWaiting, &one, 0, 0,
                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-    lsFutexWake(&s->seq);
+    ls_futex_wake(&s->seq);
   }
 }
 

@@ -45,13 +45,6 @@ enum { LS_MAIN = 1, LS_WAL = 2 };
 ** auto-checkpoint size). */
 #define LS_CKPT_URGENT_FRAMES 1000
 
-typedef struct lsFile {
-  sqlite3_file base;
-  int kind;
-  lsDb *pDb;
-  void volatile *pShm0; /* shm region 0 (the wal-index header), if mapped */
-} lsFile;
-
 #define ORIGFILE(p) ((sqlite3_file *)(((lsFile *)(p)) + 1))
 
 sqlite3_vfs *pOrigVfs = 0; /* the VFS wrapped; shared with realvfs.c */
@@ -84,7 +77,9 @@ static void lsClosed(lsDb *d) {
 
 static int lsClose(sqlite3_file *pFile) {
   lsFile *p = (lsFile *)pFile;
-  int rc = ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));
+  int rc;
+  if (p->syncOwed) lsSyncCommit(p); /* its read mark was never released */
+  rc = ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));
   if (p->pDb && !lsForked) {
     if (p->kind == LS_WAL) {
       lsCount(p->pDb, &p->pDb->ev.nWalOpen, -1);
@@ -341,6 +336,7 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     if (p->pShm0) lsReadHdr(p->pShm0, &mxFrame, &salt1, &salt2);
     pthread_mutex_lock(&d->mu);
     d->walDirty = 0;
+    if (p->syncMode) p->syncOwed = 1; /* waits as the transaction ends */
     d->ev.mxFrame = mxFrame;
     d->ev.salt1 = salt1;
     d->ev.salt2 = salt2;
@@ -374,14 +370,27 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
 ** restart) are watched. */
 static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
   sqlite3_file *o = ORIGFILE(pFile);
+  lsFile *p = (lsFile *)pFile;
+  if (p->syncOwed && (flags & SQLITE_SHM_LOCK)) {
+    /* A replicate=sync commit whose read mark was not released (another
+    ** statement of the connection still reads): wait before the next lock. */
+    lsSyncCommit(p);
+  }
   if (ofst > 1 && n != SQLITE_SHM_NLOCK - 4) {
     int rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
+    if (p->syncOwed && rc == SQLITE_OK && (flags & SQLITE_SHM_UNLOCK)) {
+      /* The committed transaction's read mark is released: it holds no shm
+      ** lock now, and waits here for the replica (syncwait.c). */
+      lsSyncCommit(p);
+    }
     return rc;
   }
   if (ofst == 0 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) &&
       !lsForked) { /* a write transaction starts */
-    int rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    int rc;
+    if (p->syncBlock && p->pDb->syncMark && lsSyncRefuse(p)) return SQLITE_BUSY;
+    rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
     if (rc == SQLITE_OK) ((lsFile *)pFile)->pDb->walWriteHeld = 1;
     return rc;
@@ -443,13 +452,15 @@ static char *lsParams(const char *zName) {
 }
 
 /* lsGoOpen asks Go to check (check set) or start replicating the database
-** zName; a refusal is logged and is SQLITE_CANTOPEN. */
-static int lsGoOpen(lsDb *d, const char *zName, int check) {
+** zName; a refusal is logged and is SQLITE_CANTOPEN. aSync gets the
+** connection's replicate=sync policy: enabled, timeout (ms), block. */
+static int lsGoOpen(lsDb *d, const char *zName, int check, int *aSync) {
   char *zParams = lsParams(zName);
   char *zErr = 0;
   int rc;
   /* sqlite3_str_finish returns NULL for an empty string: no parameters. */
-  rc = goDBOpen(d, (char *)zName, zParams ? zParams : (char *)"", check, &zErr);
+  rc = goDBOpen(d, (char *)zName, zParams ? zParams : (char *)"", check, aSync,
+                &zErr);
   sqlite3_free(zParams);
   if (rc == SQLITE_OK) return SQLITE_OK;
   sqlite3_log(SQLITE_CANTOPEN, "litestream: %s: %s", zName,
@@ -462,7 +473,7 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
                   int flags, int *pOutFlags) {
   lsFile *p = (lsFile *)pFile;
   lsDb *d = 0;
-  int rc;
+  int rc, aSync[3] = {0, 0, 0};
   (void)pVfs;
   if (zName == 0 || (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) == 0) {
     return pOrigVfs->xOpen(pOrigVfs, zName, pFile, flags, pOutFlags);
@@ -486,7 +497,7 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
     /* Parameters first (nothing is created by a bad one), then the real
     ** open, and only once it succeeded does replication start: a database
     ** that cannot be opened leaves no state directory or lock behind. */
-    rc = lsGoOpen(d, zName, 1);
+    rc = lsGoOpen(d, zName, 1, aSync);
     if (rc != SQLITE_OK) return rc;
   } else {
     d = lsDbForWal(zName);
@@ -495,7 +506,7 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
   memset(p, 0, sizeof(*p));
   rc = pOrigVfs->xOpen(pOrigVfs, zName, ORIGFILE(pFile), flags, pOutFlags);
   if (rc == SQLITE_OK && !lsForked && (flags & SQLITE_OPEN_MAIN_DB)) {
-    rc = lsGoOpen(d, zName, 0);
+    rc = lsGoOpen(d, zName, 0, aSync);
   }
   if (rc != SQLITE_OK) {
     if (ORIGFILE(pFile)->pMethods) {
@@ -505,6 +516,9 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
   }
   p->kind = (flags & SQLITE_OPEN_MAIN_DB) ? LS_MAIN : LS_WAL;
   p->pDb = d;
+  p->syncMode = aSync[0];
+  p->syncTimeoutMs = aSync[1];
+  p->syncBlock = aSync[2];
   p->base.pMethods = &lsIoMethods;
   if (!lsForked) lsCount(d, p->kind == LS_WAL ? &d->ev.nWalOpen : &d->ev.nConn, 1);
   return SQLITE_OK;

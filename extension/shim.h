@@ -31,6 +31,11 @@ typedef struct lsEvents {
   uint64_t closes;           /* times the last main-db handle closed */
   uint64_t closeIno, closeSize; /* the database file then (stat) */
   int64_t closeMtimeNs, closeCtimeNs;
+  uint64_t syncWaits;        /* replicate=sync commits that waited */
+  uint64_t syncWaitNs;       /* their total wait */
+  uint64_t syncTimeouts;     /* of them, not confirmed within sync-timeout */
+  uint64_t syncDegraded;     /* while degraded: the TXID the replica must reach (0: not) */
+  uint64_t syncRefused;      /* write locks refused by on-timeout=block */
   int nWalOpen;              /* WAL handles open now */
   int nConn;                 /* main-db handles open now */
   int gateWaiters;           /* app threads waiting at a gate */
@@ -64,6 +69,8 @@ typedef struct lsShared {
   uint32_t commitLock; /* seqlock over the three words below: odd while written */
   uint32_t commitSalt1, commitSalt2, commitFrames; /* wal-index at the last
                        ** commit of a process that does not replicate */
+  uint8_t goOnly[1224 - 640]; /* Go's fields (vfs/shared.go) */
+  uint64_t syncTXID; /* the highest TXID a replicate=sync commit waits for */
 } lsShared;
 
 /* shared.c. ls_shared_signal records a commit or gate wait (urgent) for
@@ -79,6 +86,8 @@ void ls_shared_commit(lsShared *s, uint32_t mx, uint32_t s1, uint32_t s2);
 int ls_shared_behind(lsShared *s, uint32_t mx, uint32_t s1, uint32_t s2);
 int ls_owner_gone(lsShared *s);
 void ls_futex_wait(uint32_t *w, uint32_t val, long ns);
+/* ls_futex_wake wakes every sleeper on w, in any process. */
+void ls_futex_wake(uint32_t *w);
 
 /* ls_forked reports whether this process is a fork() child of the one
 ** that loaded the extension. */

@@ -39,7 +39,28 @@ struct lsDb {
   int endAtClose;            /* ev.end* were recorded by a closing connection */
   uint32_t ckptSalt1, ckptMx; /* wal-index when a checkpoint here last made
                               ** another process's owner urgent */
+  uint64_t syncMark; /* atomic; degraded (replicate=sync timed out): the TXID
+                     ** the replica must reach before commits wait again (0: not) */
+  int blockLogged;   /* on-timeout=block's refusal was logged since the timeout */
 };
+
+/* lsFile is one open file of the VFS (shim.c); the real file follows it. */
+typedef struct lsFile {
+  sqlite3_file base;
+  int kind;
+  lsDb *pDb;
+  void volatile *pShm0; /* shm region 0 (the wal-index header), if mapped */
+  /* replicate=sync (main db only; this connection's URI or environment) */
+  int syncMode, syncBlock, syncTimeoutMs;
+  int syncOwed; /* committed: waits as the transaction ends (syncwait.c) */
+} lsFile;
+
+/* syncwait.c. lsSyncCommit waits until the replica holds what p's
+** connection committed (replicate=sync), at most its sync-timeout, or
+** returns at once while the database is degraded; lsSyncRefuse reports
+** whether a write lock of p must be refused (on-timeout=block, degraded). */
+void lsSyncCommit(lsFile *p);
+int lsSyncRefuse(lsFile *p);
 
 
 extern pthread_mutex_t lsGlobalMu; /* guards the list of lsDb */

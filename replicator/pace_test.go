@@ -217,4 +217,22 @@ func TestReplicatorPutBurst(t *testing.T) {
 	if n, limit := puts()-before, 4+int(2*elapsed.Seconds())+1; n > limit {
 		t.Errorf("%d PUTs in %v of a sync after every commit, want at most %d (the credit and 2/s)", n, elapsed, limit)
 	}
+
+	// replicate=sync commits (SyncTo) never wait for the budget, credit
+	// spent or not: 20 in a row, each its own PUT, at once.
+	before = puts()
+	for i := 0; i < 20; i++ {
+		txid = appendOne(i)
+		start = time.Now()
+		r.SyncTo(txid)
+		if err := r.WaitReplicated(ctx, txid); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 300*time.Millisecond {
+			t.Fatalf("replicate=sync commit %d took %v with the budget spent, want at once", i, d)
+		}
+	}
+	if n := puts() - before; n != 20 {
+		t.Errorf("%d PUTs for 20 replicate=sync commits, want 20", n)
+	}
 }

@@ -132,6 +132,7 @@ type Replicator struct {
 	uploadUrge chan struct{} // the same, for the uploader
 	broken     atomic.Bool   // a captured file was lost: the chain needs a snapshot
 	want       atomic.Uint64 // the highest TXID a caller waits to see replicated (UrgeTo)
+	syncWant   atomic.Uint64 // the highest TXID a replicate=sync commit waits for (SyncTo)
 	onBroken   func()
 	stop       *safe.Stop // failed: a goroutine panicked, nothing ships until a restart
 	cancel     context.CancelFunc
@@ -370,6 +371,21 @@ func (r *Replicator) UrgeTo(txid ltx.TXID) {
 		}
 	}
 	r.Urge()
+}
+
+// SyncTo is UrgeTo for replicate=sync commits waiting for txid: their
+// upload goes at once, outside the PUT budget (it still debits it, so
+// asynchronous uploads wait longer after it). A caller of litestream_sync
+// gets only a bounded credit (putWait); a synchronous commit asked for a
+// PUT per group of commits waiting together.
+func (r *Replicator) SyncTo(txid ltx.TXID) {
+	for {
+		cur := r.syncWant.Load()
+		if uint64(txid) <= cur || r.syncWant.CompareAndSwap(cur, uint64(txid)) {
+			break
+		}
+	}
+	r.UrgeTo(txid)
 }
 
 // replicatedTXID is the TXID the store confirmed it holds (0: not known).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -141,10 +142,11 @@ func (r *Replicator) uploadLoop(ctx context.Context) {
 	}
 }
 
-// putWait takes one PUT from the budget, waiting for it unless a caller
-// waits for the replica (litestream_sync, a gate): then the PUT goes at
-// once on credit, so the next ones wait longer and the sustained rate
-// stays within the cap. The credit is bounded by the burst: a sync after
+// putWait takes one PUT from the budget, waiting for it unless a
+// replicate=sync commit waits (SyncTo: it goes at once, whatever the
+// budget) or a caller waits for the replica (litestream_sync, a gate):
+// then the PUT goes at once on credit, so the next ones wait longer and
+// the sustained rate stays within the cap. The credit is bounded by the burst: a sync after
 // every commit is served at the sustained rate once it is spent (at 1000
 // txn/s with a sync loop, unbounded credit made 251 PUTs a second against
 // a cap of 1). It reports whether ctx is still live.
@@ -154,7 +156,10 @@ func (r *Replicator) putWait(ctx context.Context) bool {
 		now := time.Now()
 		tokens := r.puts.TokensAt(now)
 		need := 1.0 // tokens needed before this PUT
-		if r.wanted(r.replicatedTXID()) {
+		switch pos := r.replicatedTXID(); {
+		case ltx.TXID(r.syncWant.Load()) > pos:
+			need = math.Inf(-1) // a replicate=sync commit waits (SyncTo)
+		case r.wanted(pos):
 			need = 1 - credit
 		}
 		if tokens >= need {

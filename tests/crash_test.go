@@ -91,16 +91,42 @@ func killWriterAfter(t *testing.T, dir, writer, uri string, seed uint64, delay t
 	cmd := exec.Command(python3Bin, writer, extPath, uri, strconv.FormatUint(seed, 10))
 	cmd.Dir = dir
 	cmd.Env = childEnv(nil)
+	var ack int64
+	var out strings.Builder
+	started := false
+	killAfterStart(t, cmd, delay, 20*time.Second, func(l string) bool {
+		out.WriteString(l + "\n")
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 0 && f[0] == "START" && !started:
+			started = true
+			return true
+		case len(f) == 3 && f[0] == "ACK":
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			ack = max(ack, n)
+		}
+		return false
+	})
+	return ack, started, out.String()
+}
+
+// killAfterStart starts cmd and hands each line of its stdout to line,
+// which reports whether it is the start line; delay after it (or timeout
+// after the start of cmd, if no start line comes) the process is killed
+// with SIGKILL (our child, by PID). It reads stdout to the end, waits, and
+// fails the test unless the signal ended the process. It returns stderr.
+func killAfterStart(t *testing.T, cmd *exec.Cmd, delay, timeout time.Duration, line func(string) bool) string {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1024)
+	lines := make(chan string, 4096)
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(stdout)
@@ -109,11 +135,9 @@ func killWriterAfter(t *testing.T, dir, writer, uri string, seed uint64, delay t
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	var ack int64
-	var out strings.Builder
-	started := false
 	var kill <-chan time.Time
-	timeout := time.After(20 * time.Second)
+	deadline := time.After(timeout)
+	var out strings.Builder
 	for done := false; !done; {
 		select {
 		case l, ok := <-lines:
@@ -121,29 +145,25 @@ func killWriterAfter(t *testing.T, dir, writer, uri string, seed uint64, delay t
 				done = true
 				break
 			}
-			out.WriteString(l + "\n")
-			f := strings.Fields(l)
-			switch {
-			case len(f) > 0 && f[0] == "START" && !started:
-				started = true
+			if out.Len() < 4096 {
+				out.WriteString(l + "\n")
+			}
+			if line(l) && kill == nil {
 				kill = time.After(delay)
-			case len(f) == 3 && f[0] == "ACK":
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				ack = max(ack, n)
 			}
 		case <-kill:
-			_ = cmd.Process.Signal(syscall.SIGKILL) // our child, by PID
-			kill = nil
-		case <-timeout:
 			_ = cmd.Process.Signal(syscall.SIGKILL)
-			timeout = nil
+			kill = nil
+		case <-deadline:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			deadline = nil
 		}
 	}
 	err = cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("the crash writer was not killed (%v): it ended on its own\n%s\nstderr:\n%s", err, out.String(), tail(stderr.String(), 3000))
+		t.Fatalf("%s was not killed (%v): it ended on its own\n%s\nstderr:\n%s", filepath.Base(cmd.Path), err, out.String(), tail(stderr.String(), 3000))
 	}
-	return ack, started, out.String()
+	return stderr.String()
 }
 
 // checkCommittedPrefix restores the replica and requires it to hold rows

@@ -409,7 +409,7 @@ var statusKeys = []string{"db", "replica", "state", "local_txid", "replicated_tx
 	"pending_txns", "pending_bytes", "last_error", "last_error_at", "reason"}
 
 // validStates are the values of status.state.
-var validStates = map[string]bool{"starting": true, "ok": true, "behind": true, "error": true, "needs-snapshot": true, "not-replicating": true}
+var validStates = map[string]bool{"starting": true, "ok": true, "behind": true, "error": true, "needs-snapshot": true, "not-replicating": true, "degraded": true}
 
 // parseStatus decodes one litestream_status() result and checks its shape.
 func parseStatus(tb testing.TB, s string) status {

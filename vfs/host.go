@@ -30,6 +30,17 @@ type Events struct {
 	Conns           int       // main-db handles open now
 	GateWaiters     int       // app threads waiting at a gate
 	Shutdown        bool      // the process is exiting
+	Sync            SyncEvents
+}
+
+// SyncEvents are the shim's counters of replicate=sync commits in this
+// process (extension/syncwait.c).
+type SyncEvents struct {
+	Waits    uint64        // commits that waited for the replica
+	Wait     time.Duration // their total wait
+	Timeouts uint64        // of them, not confirmed within sync-timeout
+	Degraded uint64        // while degraded: the TXID the replica must reach (0: not degraded)
+	Refused  uint64        // write locks refused by on-timeout=block
 }
 
 // WALIndex is what the shim reads of SQLite's wal-index header.

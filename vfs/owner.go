@@ -156,6 +156,11 @@ func (db *DB) watchUrgent(ctx context.Context) {
 			continue
 		}
 		seen = cur
+		// A replicate=sync commit's target is a TXID this owner published as
+		// captured; one beyond it is a stale mark (a chain started over).
+		if s := db.sh.u64(offSyncTXID).Load(); s > 0 && s <= db.sh.u64(offCapTXID).Load() {
+			db.rep.SyncTo(ltx.TXID(s))
+		}
 		db.rep.UrgeTo(ltx.TXID(db.sh.u64(offWantTXID).Load()))
 		db.host.Poke()
 	}

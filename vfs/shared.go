@@ -75,6 +75,11 @@ import (
 //	1208  8    oldestPendingAt   capture time of the oldest transaction not yet in the replica (Unix ns; 0: none)
 //	1216  4    capChange         SQLite's wal-index change counter at the position captured
 //	1220  4    changeKnown       1 if capChange holds
+//
+// The shim's again (struct lsShared):
+//
+//	1224  8    syncTXID       replicate=sync commits waiting: the highest TXID they wait for
+//	                          (the owner's uploader ships it outside the PUT budget)
 const (
 	sharedSize    = 4096
 	sharedMagic   = 0x3153534c // "LSS1" little-endian
@@ -123,6 +128,7 @@ const (
 	offOldestPendingAt  = 1208
 	offCapChange        = 1216
 	offChangeKnown      = 1220
+	offSyncTXID         = 1224
 
 	flagReplicaKnown = 1
 )
@@ -137,7 +143,7 @@ var SharedLayout = map[string]uintptr{
 	"capTXID": offCapTXID, "replTXID": offReplTXID, "stepReq": offStepReq, "stepSeq": offStepSeq,
 	"state": offState, "pendingBytes": offPendingBytes, "reason": offReason, "lastError": offLastError,
 	"wantTXID": offWantTXID, "commitLock": offCommitLock, "commitSalt1": offCommitSalt1,
-	"commitSalt2": offCommitSalt2, "commitFrames": offCommitFrames,
+	"commitSalt2": offCommitSalt2, "commitFrames": offCommitFrames, "syncTXID": offSyncTXID,
 }
 
 // Shared states (the state word).
@@ -288,6 +294,7 @@ func (s *shared) takeOver(pid int, replica string) {
 	s.u64(offLastForeignAt).Store(0)
 	s.u64(offOldestPendingAt).Store(0)
 	s.u32(offChangeKnown).Store(0)
+	s.u64(offSyncTXID).Store(0)
 	if len(replica) >= sharedStrLen {
 		replica = ""
 	}

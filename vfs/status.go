@@ -33,6 +33,12 @@ type Status struct {
 	GateWaitMS  float64 `json:"gate_wait_ms"` // total time writers waited there
 	OwnerPID    int     `json:"owner_pid"`    // the process that replicates (0: none yet)
 
+	// replicate=sync commits of this process (extension/syncwait.c).
+	SyncWaits    uint64  `json:"sync_waits"`    // commits that waited for the replica
+	SyncWaitMS   float64 `json:"sync_wait_ms"`  // their total wait
+	SyncTimeouts uint64  `json:"sync_timeouts"` // of them, not confirmed within sync-timeout
+	SyncRefused  uint64  `json:"sync_refused"`  // write transactions refused by on-timeout=block
+
 	// Counters of the process that replicates, since it started to (0 in
 	// the others).
 	UploadedBytes      int64            `json:"uploaded_bytes"`          // bytes of the objects the uploader wrote
@@ -69,9 +75,11 @@ func (db *DB) Status() Status {
 	st.Commits, st.GateWaits = ev.Announced, ev.GateWaits
 	st.GateWaitMS = float64(ev.GateWait) / float64(time.Millisecond)
 	if !db.owner.Load() {
-		return db.sharedStatus(st)
+		st = db.sharedStatus(st)
+	} else {
+		st, _ = db.ownerStatus(st, ev)
 	}
-	st, _ = db.ownerStatus(st, ev)
+	syncStatus(&st, ev.Sync)
 	return st
 }
 

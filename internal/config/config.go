@@ -41,7 +41,23 @@ type Settings struct {
 	// Compaction is the level schedule and level-0 retention (no
 	// intervals: compaction=off).
 	Compaction compact.Config
+	// Sync is how this connection's commits wait for the replica.
+	Sync SyncPolicy
 }
+
+// SyncPolicy is replicate=, sync-timeout= and on-timeout= of one
+// connection: with Enabled, a COMMIT returns only once the replica holds
+// the transaction, or after Timeout; then the database is degraded and
+// its commits are asynchronous until the replica has caught up, or, with
+// Block, new write transactions fail with SQLITE_BUSY until then.
+type SyncPolicy struct {
+	Enabled bool
+	Timeout time.Duration
+	Block   bool
+}
+
+// DefaultSyncTimeout is how long a replicate=sync commit waits at most.
+const DefaultSyncTimeout = 5 * time.Second
 
 // Getenv looks up an environment variable (os.LookupEnv).
 type Getenv func(name string) (string, bool)
@@ -70,6 +86,7 @@ var ownParams = map[string]bool{
 	"replica": true, "max-puts-per-second": true, "put-burst": true, "spool-max-bytes": true, "checksums": true,
 	"compaction": true, "l0-retention": true, "retention": true, "snapshot-interval": true,
 	"snapshot-max-files": true, "snapshot-max-ratio": true,
+	"replicate": true, "sync-timeout": true, "on-timeout": true,
 }
 
 // Resolve validates the URI parameters of the database at path and
@@ -117,7 +134,42 @@ func Resolve(path string, params map[string]string, getenv Getenv) (Settings, er
 	if st.Compaction, err = compaction(params, getenv); err != nil {
 		return Settings{}, err
 	}
+	if st.Sync, err = syncPolicy(params, getenv); err != nil {
+		return Settings{}, err
+	}
 	return st, nil
+}
+
+// syncPolicy: replicate (async or sync), sync-timeout (from 1ms to 24h)
+// and on-timeout (degrade or block), each else LITESTREAM_REPLICATE,
+// LITESTREAM_SYNC_TIMEOUT, LITESTREAM_ON_TIMEOUT, else async, 5s and
+// degrade. The last two are checked even in async mode, where they do
+// nothing: a typo should not wait for the day sync is switched on.
+func syncPolicy(params map[string]string, getenv Getenv) (SyncPolicy, error) {
+	p := SyncPolicy{Timeout: DefaultSyncTimeout}
+	raw, source := setting(params, getenv, "replicate", "LITESTREAM_REPLICATE")
+	switch raw {
+	case "", "async":
+	case "sync":
+		p.Enabled = true
+	default:
+		return p, fmt.Errorf("%s: %q is not async or sync: %w", source, raw, ErrInvalid)
+	}
+	if raw, source := setting(params, getenv, "sync-timeout", "LITESTREAM_SYNC_TIMEOUT"); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < time.Millisecond || d > 24*time.Hour {
+			return p, fmt.Errorf("%s: %q is not a duration from 1ms to 24h (500ms, 5s, 1m): %w", source, raw, ErrInvalid)
+		}
+		p.Timeout = d
+	}
+	switch raw, source := setting(params, getenv, "on-timeout", "LITESTREAM_ON_TIMEOUT"); raw {
+	case "", "degrade":
+	case "block":
+		p.Block = true
+	default:
+		return p, fmt.Errorf("%s: %q is not degrade or block: %w", source, raw, ErrInvalid)
+	}
+	return p, nil
 }
 
 // compaction: compaction (the intervals of levels 1, 2, …, or off),

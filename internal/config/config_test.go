@@ -129,6 +129,25 @@ func TestResolve(t *testing.T) {
 		{name: "SnapshotMaxRatioNegative", params: map[string]string{"snapshot-max-ratio": "-1"}, env: env(), wantErr: `"-1" is not a positive number`},
 		{name: "L0RetentionBad", params: map[string]string{"l0-retention": "5 minutes"}, env: env(), wantErr: `URI parameter l0-retention: "5 minutes" is not a duration of at least 0s`},
 		{name: "L0RetentionNegative", env: env("LITESTREAM_L0_RETENTION", "-1s"), wantErr: `LITESTREAM_L0_RETENTION: "-1s"`},
+
+		{name: "SyncParamOverEnv", params: map[string]string{"replicate": "sync", "sync-timeout": "250ms"}, env: env("LITESTREAM_REPLICATE", "async", "LITESTREAM_SYNC_TIMEOUT", "1m", "LITESTREAM_ON_TIMEOUT", "block"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
+				Sync: SyncPolicy{Enabled: true, Timeout: 250 * time.Millisecond, Block: true}}},
+		{name: "SyncEnv", env: env("LITESTREAM_REPLICATE", "sync"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true,
+				Sync: SyncPolicy{Enabled: true, Timeout: DefaultSyncTimeout}}},
+		{name: "AsyncParamOverEnv", params: map[string]string{"replicate": "async", "on-timeout": "degrade"}, env: env("LITESTREAM_REPLICATE", "sync"),
+			client: "file:///data/app.db-replica", want: Settings{Replica: "/data/app.db-replica", Source: "default", Checksums: true}},
+		{name: "ReplicateBad", params: map[string]string{"replicate": "SYNC"}, env: env(), wantErr: `URI parameter replicate: "SYNC" is not async or sync`},
+		{name: "ReplicateBadEnv", env: env("LITESTREAM_REPLICATE", "yes"), wantErr: `LITESTREAM_REPLICATE: "yes" is not async or sync`},
+		{name: "ReplicateEmpty", params: map[string]string{"replicate": ""}, env: env(), wantErr: `URI parameter "replicate" is empty`},
+		// Checked in async mode too: the typo is found before sync is on.
+		{name: "SyncTimeoutBadInAsync", params: map[string]string{"sync-timeout": "5"}, env: env(), wantErr: `URI parameter sync-timeout: "5" is not a duration from 1ms to 24h`},
+		{name: "SyncTimeoutTooShort", params: map[string]string{"replicate": "sync", "sync-timeout": "100us"}, env: env(), wantErr: `"100us" is not a duration from 1ms`},
+		{name: "SyncTimeoutTooLong", env: env("LITESTREAM_SYNC_TIMEOUT", "25h"), wantErr: `LITESTREAM_SYNC_TIMEOUT: "25h"`},
+		{name: "SyncTimeoutNegative", params: map[string]string{"sync-timeout": "-1s"}, env: env(), wantErr: `"-1s"`},
+		{name: "OnTimeoutBad", params: map[string]string{"on-timeout": "fail"}, env: env(), wantErr: `URI parameter on-timeout: "fail" is not degrade or block`},
+		{name: "OnTimeoutBadEnv", env: env("LITESTREAM_ON_TIMEOUT", "wait"), wantErr: `LITESTREAM_ON_TIMEOUT: "wait"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,6 +173,9 @@ func TestResolve(t *testing.T) {
 			got.Client = nil
 			if reflect.ValueOf(tt.want.Compaction).IsZero() {
 				tt.want.Compaction = compact.Defaults()
+			}
+			if tt.want.Sync == (SyncPolicy{}) {
+				tt.want.Sync = SyncPolicy{Timeout: DefaultSyncTimeout}
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Resolve = %+v, want %+v", got, tt.want)

@@ -23,7 +23,7 @@ import (
 
 // States are the values of the state label, one gauge each (1 for the
 // database's state, 0 for the others).
-var States = []string{vfs.StateStarting, vfs.StateOK, vfs.StateBehind, vfs.StateError, vfs.StateNeedsSnapshot, vfs.StateNotReplicating, vfs.StateStopped}
+var States = []string{vfs.StateStarting, vfs.StateOK, vfs.StateBehind, vfs.StateError, vfs.StateNeedsSnapshot, vfs.StateNotReplicating, vfs.StateDegraded, vfs.StateStopped}
 
 // Source returns the status of every database replicated or opened in
 // this process.
@@ -81,6 +81,11 @@ func NewCollector(src Source) *Collector {
 			m("spool_bytes", "Bytes of the local spool on disk (waiting for the replica, copies kept for compaction).", g,
 				func(s vfs.Status) float64 { return float64(s.SpoolBytes) }),
 			m("compactions_total", "Files written by compaction.", c, func(s vfs.Status) float64 { return float64(s.Compactions) }),
+			m("sync_waits_total", "replicate=sync commits of this process that waited for the replica.", c,
+				func(s vfs.Status) float64 { return float64(s.SyncWaits) }),
+			m("sync_wait_seconds_total", "Total time they waited.", c, func(s vfs.Status) float64 { return s.SyncWaitMS / 1000 }),
+			m("sync_timeouts_total", "replicate=sync commits the replica did not confirm within sync-timeout.", c,
+				func(s vfs.Status) float64 { return float64(s.SyncTimeouts) }),
 		},
 		labelled: []labelled{
 			l("state", "1 for the database's replication state, 0 for the others.", g, "state", States,

@@ -16,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/litestream-vfs/litestream_vfs/replica/s3/s3test"
+	"github.com/litestream-vfs/litestream_vfs/tests/bench/benchdoc"
 )
 
 func listenLocal() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
@@ -33,7 +34,7 @@ var (
 // run measures every figure and returns the Markdown.
 func (e *env) run() (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s by `./tests/bench/compare.sh%s` on %s.\n\n", time.Now().UTC().Format("2006-01-02"), map[bool]string{true: " --smoke", false: ""}[e.sz == smoke], machine())
+	fmt.Fprintf(&b, "Measured %s by `./tests/bench/compare.sh%s` on %s.\n\n", time.Now().UTC().Format("2006-01-02"), map[bool]string{true: " --smoke", false: ""}[e.sz == smoke], benchdoc.Machine())
 	if err := e.throughput(&b); err != nil {
 		return "", err
 	}

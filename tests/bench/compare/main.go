@@ -20,10 +20,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"log"
 	"maps"
 	"net/http"
 	"net/http/httputil"
@@ -31,8 +29,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -48,6 +44,7 @@ import (
 
 	"github.com/litestream-vfs/litestream_vfs/internal/gotool"
 	"github.com/litestream-vfs/litestream_vfs/replica/s3/s3test"
+	"github.com/litestream-vfs/litestream_vfs/tests/bench/benchdoc"
 )
 
 // sizes of one run: full (the default) and -smoke (< 2 minutes in all).
@@ -78,34 +75,17 @@ type env struct {
 }
 
 func main() {
-	smokeFlag := flag.Bool("smoke", false, "a short run (< 2 min) that checks every part works")
-	write := flag.Bool("write", false, "replace the generated section of docs/performance.md")
-	flag.Parse()
-	log.SetFlags(0)
-	log.SetPrefix("compare: ")
-	root, err := os.Getwd()
-	if err != nil {
-		log.Fatal(err)
-	}
-	e := &env{root: root, sz: full, ext: filepath.Join(root, "litestream_vfs")}
-	if *smokeFlag {
-		e.sz = smoke
-	}
-	if err := e.setup(); err != nil {
-		log.Fatal(err)
-	}
-	defer e.close()
-	table, err := e.run()
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Print(table)
-	if *write {
-		if err := writeSection(filepath.Join(root, "docs", "performance.md"), table); err != nil {
-			log.Fatal(err)
+	benchdoc.Main("compare", "compare", func(root string, smokeRun bool) (string, error) {
+		e := &env{root: root, sz: full, ext: filepath.Join(root, "litestream_vfs")}
+		if smokeRun {
+			e.sz = smoke
 		}
-		fmt.Println("compare: docs/performance.md updated")
-	}
+		defer e.close()
+		if err := e.setup(); err != nil {
+			return "", err
+		}
+		return e.run()
+	})
 }
 
 func (e *env) setup() error {
@@ -559,39 +539,4 @@ func requests(before, after map[string]int64) int64 {
 		n += v - before[k]
 	}
 	return n
-}
-
-var machineRE = regexp.MustCompile(`model name\s*:\s*(.*)`)
-
-func machine() string {
-	cpu := "?"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		if m := machineRE.FindSubmatch(b); m != nil {
-			cpu = string(m[1])
-		}
-	}
-	sq, _ := exec.Command("sqlite3", "-version").Output()
-	return fmt.Sprintf("%s, %d CPUs, %s, SQLite %s, Litestream 0.5.16, MinIO %s",
-		cpu, runtime.NumCPU(), runtime.Version(), strings.Fields(string(sq) + " ?")[0], s3test.MinioVersion)
-}
-
-const (
-	beginMark = "<!-- compare:begin -->"
-	endMark   = "<!-- compare:end -->"
-)
-
-func writeSection(path, table string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	s := string(b)
-	i, j := strings.Index(s, beginMark), strings.Index(s, endMark)
-	section := beginMark + "\n" + table + endMark
-	if i < 0 || j < i {
-		s = strings.TrimRight(s, "\n") + "\n\n" + section + "\n"
-	} else {
-		s = s[:i] + section + s[j+len(endMark):]
-	}
-	return os.WriteFile(path, []byte(s), 0o644)
 }
