@@ -64,7 +64,10 @@ rm -f litestream_vfs.h litestream_vfs.so.h litestream_vfs.so.tmp.h
 
 echo "build.sh: building bin/ltxrestore"
 mkdir -p bin
-go build -trimpath -ldflags "$ldflags" -o bin/ltxrestore.tmp ./cmd/ltxrestore
+# ltxrestore -follow writes pages through SQLite's sqlite_dbpage table,
+# which the bundled SQLite of go-sqlite3 compiles only when asked.
+CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DSQLITE_ENABLE_DBPAGE_VTAB" \
+	go build -trimpath -ldflags "$ldflags" -o bin/ltxrestore.tmp ./cmd/ltxrestore
 mv -f bin/ltxrestore.tmp bin/ltxrestore
 
 echo "build.sh: ok (./litestream_vfs.so $(( $(stat -c %s litestream_vfs.so) / 1024 )) KiB, ./bin/ltxrestore $(( $(stat -c %s bin/ltxrestore) / 1024 )) KiB)"

@@ -90,4 +90,6 @@ done
 rm -f /tmp/fuzz.$$
 
 step "go test -count=1 ./..."
+# As build.sh builds ltxrestore: with sqlite_dbpage (ltxrestore -follow).
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DSQLITE_ENABLE_DBPAGE_VTAB"
 exec go test -count=1 -timeout 40m ./...

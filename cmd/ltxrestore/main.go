@@ -33,6 +33,7 @@ const (
 
 const usage = `usage: ltxrestore [restore] -o OUT.db [-f | -if-db-not-exists] [-if-replica-exists]
                   [-txid N | -timestamp T] [-parallelism N] [-no-integrity-check] [-v] URL
+       ltxrestore -follow -o REPLICA.db [-interval 1s] [-f] [-v] URL
        ltxrestore ls [-json] URL
        ltxrestore verify URL
        ltxrestore -version
@@ -45,6 +46,19 @@ on failure OUT.db is left untouched.
 
 URL is a replica URL: file:///abs/dir, a plain directory path, or
 s3://bucket/prefix.
+
+Ltxrestore -follow restores the latest state to REPLICA.db, then keeps it
+current: every -interval it lists the replica's level 0 (one LIST request)
+and applies what is new in one SQLite write transaction, so a reader of
+REPLICA.db (plain sqlite3, python3, any SQLite) sees a committed state of
+the source, never a mix. Each file is checked against its checksums; a
+database that no longer matches the source's history is rebuilt in place
+from the newest snapshot. Its position is kept in REPLICA.db-follow (a
+killed follower resumes from it; one follower per database, locked by
+REPLICA.db-follow.lock). REPLICA.db is made read-only (mode 0444): a reader
+that tries to write gets "attempt to write a readonly database". An
+existing REPLICA.db that is not this replica's follower's is replaced only
+with -f. SIGINT or SIGTERM stops it (exit 0).
 
 Ltxrestore ls lists the LTX files of every level (TXID range in hex and
 decimal, the commit timestamp from each file's header, size in bytes) and
@@ -86,6 +100,11 @@ The flags are:
 		skip PRAGMA integrity_check
 	-v
 		log progress to stderr
+	-follow
+		keep OUT.db current with the replica (see above)
+	-interval D
+		with -follow, the time between two listings (default 1s; 10ms to
+		24h)
 
 Exit status:
 
@@ -120,6 +139,9 @@ type config struct {
 	verbose         bool
 	// parallelism is how many LTX files are downloaded at once.
 	parallelism int
+	// follow keeps out current (-follow), listing every interval.
+	follow   bool
+	interval time.Duration
 }
 
 // errHelp is returned by parseArgs for -h.
@@ -202,6 +224,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !cfg.noCheck {
 		opts.Verify = integrityCheck
 	}
+	if cfg.follow {
+		return runFollow(ctx, cfg, client, opts, stderr)
+	}
 	res, err := restore.Restore(ctx, client, opts)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		fmt.Fprintf(stderr, "%s: interrupted: %s; nothing written to %s\n", programName, oneLine(err.Error()), cfg.out)
@@ -234,8 +259,10 @@ func parseArgs(args []string) (config, error) {
 	fs.BoolVar(&cfg.verbose, "v", false, "")
 	fs.StringVar(&timestamp, "timestamp", "", "")
 	fs.IntVar(&cfg.parallelism, "parallelism", restore.DefaultParallelism, "")
+	fs.BoolVar(&cfg.follow, "follow", false, "")
+	fs.DurationVar(&cfg.interval, "interval", time.Second, "")
 
-	if name := repeatedFlag(args, "o", "txid", "timestamp", "parallelism"); name != "" {
+	if name := repeatedFlag(args, "o", "txid", "timestamp", "parallelism", "interval"); name != "" {
 		// The last would win without a word.
 		return config{}, fmt.Errorf("-%s given more than once", name)
 	}
@@ -261,6 +288,14 @@ func parseArgs(args []string) (config, error) {
 		return config{}, fmt.Errorf("invalid -parallelism %d: want at least 1", cfg.parallelism)
 	case cfg.overwrite && cfg.ifDBNotExists:
 		return config{}, errors.New("-f and -if-db-not-exists are mutually exclusive")
+	case given["interval"] && !cfg.follow:
+		return config{}, errors.New("-interval applies to -follow only")
+	case cfg.follow && (given["txid"] || given["timestamp"]):
+		return config{}, errors.New("-follow keeps the latest state: not with -txid or -timestamp")
+	case cfg.follow && cfg.ifDBNotExists:
+		return config{}, errors.New("-follow resumes from a database it left, or restores afresh with -f: not with -if-db-not-exists")
+	case cfg.follow && (cfg.interval < minInterval || cfg.interval > 24*time.Hour):
+		return config{}, fmt.Errorf("invalid -interval %s: want 10ms to 24h", cfg.interval)
 	}
 	cfg.url = positional[0]
 	if given["txid"] {

@@ -280,6 +280,16 @@ func TestCLI(t *testing.T) {
 		{"EmptyTimestamp", func(out string) []string { return []string{"-timestamp", "", "-o", out, fx.dir} }, false, 2, 0, []string{`invalid -timestamp ""`}, 0},
 		{"EmptyTXIDAndTimestamp", func(out string) []string { return []string{"-txid=", "-timestamp=", "-o", out, fx.dir} }, false, 2, 0, []string{"-txid and -timestamp are mutually exclusive"}, 0},
 		{"UnknownFlag", func(out string) []string { return []string{"-x", "-o", out, fx.dir} }, false, 2, 0, []string{"flag provided but not defined: -x"}, 0},
+		{"IntervalWithoutFollow", func(out string) []string { return []string{"-interval", "1s", "-o", out, fx.dir} }, false, 2, 0, []string{"-interval applies to -follow only"}, 0},
+		{"FollowTXID", func(out string) []string { return []string{"-follow", "-txid", "2", "-o", out, fx.dir} }, false, 2, 0, []string{"-follow keeps the latest state"}, 0},
+		{"FollowIfDBNotExists", func(out string) []string { return []string{"-follow", "-if-db-not-exists", "-o", out, fx.dir} }, false, 2, 0, []string{"not with -if-db-not-exists"}, 0},
+		{"FollowIntervalTooShort", func(out string) []string { return []string{"-follow", "-interval", "1ms", "-o", out, fx.dir} }, false, 2, 0, []string{"invalid -interval 1ms: want 10ms to 24h"}, 0},
+		{"FollowIntervalNotDuration", func(out string) []string { return []string{"-follow", "-interval", "5", "-o", out, fx.dir} }, false, 2, 0, []string{"-interval"}, 0},
+		{"RepeatedInterval", func(out string) []string {
+			return []string{"-follow", "-interval", "1s", "-interval=2s", "-o", out, fx.dir}
+		}, false, 2, 0, []string{"-interval given more than once"}, 0},
+		// An existing database that no follower left is not replaced.
+		{"FollowOverForeignDB", func(out string) []string { return []string{"-follow", "-o", out, fx.dir} }, true, 1, 0, []string{"exists and is not a follower's"}, 0},
 		// An S3 replica that cannot be reached (a closed loopback port): a
 		// restore failure naming the store, not a usage error.
 		{"S3Unreachable", func(out string) []string {
