@@ -93,6 +93,33 @@ type PartialRemover interface {
 	RemovePartial(ctx context.Context) (int, error)
 }
 
+// RangeLister is implemented by clients that can list part of a level in
+// one request where a full listing takes several (S3 returns 1,000 keys a
+// request): LTXFilesFrom returns the files at level with MinTXID ≥ from,
+// in LTXFiles' order, at most max of them (0: all). A follower lists the
+// files after its position with it. ListFrom is the generic fallback.
+type RangeLister interface {
+	LTXFilesFrom(ctx context.Context, level int, from ltx.TXID, max int) ([]*ltx.FileInfo, error)
+}
+
+// ListFrom is c's LTXFilesFrom if it has one, else LTXFiles filtered.
+func ListFrom(ctx context.Context, c Client, level int, from ltx.TXID, max int) ([]*ltx.FileInfo, error) {
+	if rl, ok := c.(RangeLister); ok {
+		return rl.LTXFilesFrom(ctx, level, from, max)
+	}
+	all, err := c.LTXFiles(ctx, level)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, fi := range all {
+		if fi.MinTXID >= from && (max == 0 || len(out) < max) {
+			out = append(out, fi)
+		}
+	}
+	return out, nil
+}
+
 // LocalChecker is implemented by clients for which asking whether a file
 // exists costs no request (a local directory). The uploader asks before
 // each upload whether the newest snapshot is still there, so a replica

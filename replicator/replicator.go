@@ -126,6 +126,7 @@ type Replicator struct {
 
 	puts       *rate.Limiter // the PUT budget (nil: no cap); see Options.PutBurst
 	budgetWait atomic.Int64  // while the uploader waits for the budget: when its PUT goes (unix ns)
+	budgetHeld atomic.Int64  // times the uploader waited for the budget (tests)
 	wake       chan struct{} // uploader
 	commitWake chan struct{} // committer
 	urge       chan struct{} // a caller waits for the replica: do not pace (committer)

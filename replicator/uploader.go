@@ -168,6 +168,7 @@ func (r *Replicator) putWait(ctx context.Context) bool {
 		}
 		d := time.Duration((need - tokens) / float64(r.puts.Limit()) * float64(time.Second))
 		r.budgetWait.Store(now.Add(d).UnixNano()) // status says why it is behind
+		r.budgetHeld.Add(1)
 		t := time.NewTimer(max(d, time.Millisecond))
 		select {
 		case <-ctx.Done():

@@ -1,13 +1,10 @@
 package restore
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,7 +45,12 @@ type Follower struct {
 	zero     []byte
 	down     error // the store's last failure, while it lasts
 	foreign  bool  // written by another process; not rebuilt yet
+	steps    int
 }
+
+// headEvery: every headEvery-th step lists the start of level 0 instead
+// of what follows the position (a source that started over below it).
+const headEvery = 30
 
 // Sink is the database a Follower writes: cmd/ltxrestore's writes pages
 // through SQLite (its sqlite_dbpage table), so readers' locks and the WAL
@@ -264,35 +266,50 @@ func (f *Follower) Step(ctx context.Context) error {
 		}
 		return f.rebuild(ctx, all, "written by another process")
 	}
-	l0, err := f.client.LTXFiles(ctx, 0)
+	f.steps++
+	if f.steps%headEvery == 0 {
+		// This interval's one request looks at the start of level 0
+		// instead: a file there newer than the follower's position that
+		// ends at or before it means the source started over.
+		head, err := replica.ListFrom(ctx, f.client, 0, 0, 1)
+		if err != nil {
+			f.outage(err)
+			return nil
+		}
+		if len(head) == 1 && head[0].MaxTXID <= f.state.TXID && head[0].CreatedAt.After(f.state.AppliedAt.Add(time.Second)) {
+			all, err := ListFiles(ctx, f.client)
+			if err != nil {
+				f.outage(err)
+				return nil
+			}
+			return f.rebuild(ctx, all, fmt.Sprintf("level-0 file %s, newer than TXID %d, ends at or before it: the source started over", fileName(head[0]), f.state.TXID))
+		}
+		return nil
+	}
+	// What starts at or after the position: one request on S3, however
+	// many files level 0 holds.
+	l0, err := replica.ListFrom(ctx, f.client, 0, f.state.TXID, 0)
 	if err != nil {
 		f.outage(err)
 		return nil
 	}
 	var latest ltx.TXID
-	startedOver := false
 	for _, fi := range l0 {
 		fi.Level = 0
 		latest = max(latest, fi.MaxTXID)
-		if fi.MaxTXID <= f.state.TXID && fi.CreatedAt.After(f.state.AppliedAt.Add(time.Second)) {
-			startedOver = true
-		}
 	}
-	if !startedOver && latest <= f.state.TXID {
+	if latest <= f.state.TXID {
 		f.recovered()
 		return nil // nothing new: one LIST, nothing else
 	}
 	chain, reach := followChain(l0, f.state.TXID)
-	if startedOver || len(chain) == 0 || reach < latest {
-		// Level 0 does not continue the database (compacted away since,
-		// or a new history): every level.
+	if len(chain) == 0 || reach < latest {
+		// Level 0 does not continue the database (compacted away since):
+		// every level.
 		all, err := ListFiles(ctx, f.client)
 		if err != nil {
 			f.outage(err)
 			return nil
-		}
-		if startedOver {
-			return f.rebuild(ctx, all, fmt.Sprintf("a level-0 file newer than TXID %d ends at or before it: the source started over", f.state.TXID))
 		}
 		chain, reach = followChain(all, f.state.TXID)
 		if len(chain) == 0 {
@@ -357,200 +374,6 @@ func (f *Follower) recovered() {
 		f.log.Info("the replica can be read again", "txid", f.state.TXID)
 		f.down = nil
 	}
-}
-
-// apply writes chain to the database in one transaction. A file with
-// checksums must leave the database with its post-apply checksum; if it
-// does not, nothing is committed and the error wraps ErrChecksumMismatch.
-// l0 is the level-0 listing the chain was planned from.
-func (f *Follower) apply(ctx context.Context, chain, l0 []*ltx.FileInfo, rebuilt bool) (err error) {
-	t0 := time.Now()
-	tx, err := f.sink.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin a batch: %w", err)
-	}
-	undo := map[uint32]ltx.Checksum{}
-	oldSize, oldTotal := f.size, f.total
-	committed := false
-	defer func() {
-		if committed {
-			return
-		}
-		_ = tx.Rollback()
-		for pgno, sum := range undo {
-			f.sums[pgno] = sum
-		}
-		f.size, f.total = oldSize, oldTotal
-	}()
-	b := &batch{f: f, tx: tx, undo: undo, sinkSize: f.size, zeroed: map[uint32]bool{}, h: ltx.NewHasher()}
-	for _, fi := range chain {
-		if err := b.file(ctx, fi); err != nil {
-			return err
-		}
-	}
-	if err := b.finish(); err != nil {
-		return err
-	}
-	to := chain[len(chain)-1].MaxTXID
-	appliedAt := f.state.AppliedAt
-	if rebuilt {
-		appliedAt = time.Time{}
-	}
-	for _, fi := range l0 {
-		if fi.MaxTXID <= to && fi.CreatedAt.After(appliedAt) {
-			appliedAt = fi.CreatedAt // covered now, applied or not
-		}
-	}
-	st := f.state
-	st.Target = to
-	if err := WriteFollowState(f.opts.StatePath, st); err != nil {
-		return fmt.Errorf("%w: %w", errState, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	committed = true
-	from := f.state.TXID
-	f.state = FollowState{Replica: st.Replica, TXID: to, AppliedAt: appliedAt}
-	if err := WriteFollowState(f.opts.StatePath, f.state); err != nil {
-		return fmt.Errorf("%w: %w", errState, err)
-	}
-	ev := FollowBatch{From: from, To: to, Files: len(chain), Pages: b.pages, Rebuilt: rebuilt, Took: time.Since(t0)}
-	f.log.Info("applied", "from", from, "to", to, "files", ev.Files, "pages", ev.Pages, "took", ev.Took)
-	if f.opts.Applied != nil {
-		f.opts.Applied(ev)
-	}
-	return nil
-}
-
-// batch is one apply's bookkeeping: the pages' checksums change as pages
-// are written (undo keeps their values before the batch), and the sink
-// truncates only at the end, so pages that a file cut off and a later
-// file's growth brought back without writing them are zeroed then.
-type batch struct {
-	f        *Follower
-	tx       SinkTx
-	undo     map[uint32]ltx.Checksum
-	sinkSize uint32          // pages in the sink (no truncation until the end)
-	zeroed   map[uint32]bool // pages to write as zeros at the end
-	pages    int
-	h        hash.Hash64
-}
-
-func (b *batch) set(pgno uint32, sum ltx.Checksum) {
-	f := b.f
-	f.grow(pgno)
-	if _, ok := b.undo[pgno]; !ok {
-		b.undo[pgno] = f.sums[pgno]
-	}
-	f.total ^= f.sums[pgno] ^ sum
-	f.sums[pgno] = sum
-}
-
-// extend makes pages size+1..n part of the database, as zeros: written
-// as such at the end unless a file of the batch writes them (the sink may
-// still hold what a page cut off earlier in the batch had, or not have
-// the page at all).
-func (b *batch) extend(n uint32) {
-	f := b.f
-	lock := ltx.LockPgno(f.pageSize)
-	for q := f.size + 1; q <= n; q++ {
-		if q == lock {
-			continue
-		}
-		b.set(q, pageSum(b.h, q, f.zero))
-		b.zeroed[q] = true
-	}
-	f.size = max(f.size, n)
-}
-
-// file applies one LTX file.
-func (b *batch) file(ctx context.Context, fi *ltx.FileInfo) error {
-	f := b.f
-	name := fileName(fi)
-	rc, err := f.client.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", name, err)
-	}
-	defer func() { _ = rc.Close() }()
-	dec := ltx.NewDecoder(newFrameGuard(bufio.NewReaderSize(&ctxReader{ctx: ctx, r: rc}, 256<<10)))
-	dec.SetRetainPageIndex(false)
-	if err := dec.DecodeHeader(); err != nil {
-		return fmt.Errorf("%w: %s: decode header: %w", ErrInvalidFile, name, err)
-	}
-	hdr := dec.Header()
-	switch {
-	case hdr.MinTXID != fi.MinTXID || hdr.MaxTXID != fi.MaxTXID:
-		return fmt.Errorf("%w: %s: header covers txids %s-%s", ErrInvalidFile, name, hdr.MinTXID, hdr.MaxTXID)
-	case hdr.PageSize != f.pageSize:
-		return fmt.Errorf("%w: %s has %d-byte pages, the database %d: restore afresh (ltxrestore -follow -f)", ErrPageSize, name, hdr.PageSize, f.pageSize)
-	}
-	lock := ltx.LockPgno(hdr.PageSize)
-	buf := make([]byte, hdr.PageSize)
-	var ph ltx.PageHeader
-	for n := 0; ; n++ {
-		if n%ctxCheckPages == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err := dec.DecodePage(&ph, buf); err == io.EOF {
-			break
-		} else if err != nil {
-			return fmt.Errorf("%w: %s: decode page %d: %w", ErrInvalidFile, name, n+1, err)
-		}
-		if ph.Pgno == lock || ph.Pgno > hdr.Commit {
-			return fmt.Errorf("%w: %s: page %d (lock page %d, commit %d)", ErrInvalidFile, name, ph.Pgno, lock, hdr.Commit)
-		}
-		if ph.Pgno > f.size+1 {
-			b.extend(ph.Pgno - 1)
-		}
-		if err := b.tx.WritePage(ph.Pgno, buf); err != nil {
-			return fmt.Errorf("write page %d: %w", ph.Pgno, err)
-		}
-		delete(b.zeroed, ph.Pgno)
-		b.set(ph.Pgno, pageSum(b.h, ph.Pgno, buf))
-		f.size = max(f.size, ph.Pgno)
-		b.sinkSize = max(b.sinkSize, ph.Pgno)
-		b.pages++
-	}
-	if err := dec.Close(); errors.Is(err, ltx.ErrChecksumMismatch) {
-		return fmt.Errorf("%w: %s: file checksum: %w", ErrChecksumMismatch, name, err)
-	} else if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrInvalidFile, name, err)
-	}
-	// The database's size after the file.
-	if hdr.Commit > f.size {
-		b.extend(hdr.Commit)
-	}
-	for q := hdr.Commit + 1; q <= f.size; q++ {
-		b.set(q, 0)
-		delete(b.zeroed, q)
-	}
-	f.size = hdr.Commit
-	if hdr.NoChecksum() {
-		return nil
-	}
-	if got, want := ltx.ChecksumFlag|f.total, dec.Trailer().PostApplyChecksum; got != want {
-		return fmt.Errorf("%w: after %s the database's checksum is %s, the file's post-apply checksum %s: the database is not the source's state before it",
-			ErrChecksumMismatch, name, got, want)
-	}
-	return nil
-}
-
-// finish writes the zeroed pages and cuts the sink to the database's size.
-func (b *batch) finish() error {
-	for q := range b.zeroed {
-		if q <= b.f.size {
-			if err := b.tx.WritePage(q, b.f.zero); err != nil {
-				return fmt.Errorf("write page %d: %w", q, err)
-			}
-		}
-	}
-	if b.sinkSize > b.f.size {
-		if err := b.tx.Truncate(b.f.size); err != nil {
-			return fmt.Errorf("truncate to %d pages: %w", b.f.size, err)
-		}
-	}
-	return nil
 }
 
 // grow makes sums hold index pgno.

@@ -9,13 +9,5 @@
 #   ./tests/bench_sync.sh [--smoke] [--write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-args=()
-for a in "$@"; do
-	case "$a" in
-	--smoke) args+=(-smoke) ;;
-	--write) args+=(-write) ;;
-	*) echo "usage: ./tests/bench_sync.sh [--smoke] [--write]" >&2; exit 2 ;;
-	esac
-done
-./build.sh >/dev/null
-exec go run ./tests/bench/syncbench "${args[@]}"
+. tests/bench/driver.sh
+run_driver ./tests/bench/syncbench ./tests/bench_sync.sh "$@"

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,7 +106,7 @@ func TestFollow(t *testing.T) {
 			<-f.done
 			time.Sleep(2500 * time.Millisecond) // level 0 is compacted into level 1 and expires
 			// A writer without the extension: a neutral transfer.
-			sqlitePlain(t, db, "BEGIN; UPDATE acct SET bal = bal + 7 WHERE id = 0; UPDATE acct SET bal = bal - 7 WHERE id = 1; COMMIT;")
+			sqlitePlain(t, db, ".timeout 10000\nBEGIN IMMEDIATE; UPDATE acct SET bal = bal + 7 WHERE id = 0; UPDATE acct SET bal = bal - 7 WHERE id = 1; COMMIT;")
 			f = follow()
 			time.Sleep(time.Second)
 			if strings.Contains(f.stderr.String(), "restored TXID") {
@@ -167,4 +168,30 @@ func restoreLs(t *testing.T, env []string, replicaURL string) string {
 		return ""
 	}
 	return r.Stdout
+}
+
+// TestFollowBenchSmoke runs tests/bench_follow.sh --smoke so the benchmark
+// of docs/performance.md cannot rot: every row present, rows seen on the
+// follower, and an idle follower making about one request per interval.
+func TestFollowBenchSmoke(t *testing.T) {
+	r := runCmd(t, repoRoot, nil, nil, filepath.Join(repoRoot, "tests", "bench_follow.sh"), "--smoke")
+	if r.Code != 0 {
+		t.Fatalf("bench_follow.sh --smoke\n%s", r)
+	}
+	row := regexp.MustCompile(`(?m)^\| (1s|100ms) \| [^|]+ \| (\d+) \| \d+ \| \d+ \| \d+ \| \d+ \| ([\d.]+) \| [\d.]+ \|$`)
+	rows := row.FindAllStringSubmatch(r.Stdout, -1)
+	if len(rows) != 3 {
+		t.Fatalf("%d rows, want 3\n%s", len(rows), r.Stdout)
+	}
+	for _, m := range rows {
+		if m[2] == "0" {
+			t.Errorf("no rows seen on the follower: %s", m[0])
+		}
+		// One LIST per interval; a timer that fires early or late, or a
+		// window boundary, moves it a little.
+		if v, _ := strconv.ParseFloat(m[3], 64); v > 1.5 {
+			t.Errorf("an idle follower made %s requests per interval, want about 1: %s", m[3], m[0])
+		}
+	}
+	t.Logf("\n%s", r.Stdout)
 }

@@ -249,6 +249,14 @@ func (c *Client) key(level int, minTXID, maxTXID ltx.TXID) (string, error) {
 // without objects returns an empty slice; a missing bucket returns an
 // error wrapping ErrNoSuchBucket.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
+	return c.LTXFilesFrom(ctx, level, 0, 0)
+}
+
+// LTXFilesFrom implements replica.RangeLister: the listing starts after
+// the key of MinTXID from-1 (keys sort by MinTXID: 16 hex digits), and
+// stops after max files (0: all), so a follower's "what is new" is one
+// request whatever the level holds.
+func (c *Client) LTXFilesFrom(ctx context.Context, level int, from ltx.TXID, max int) ([]*ltx.FileInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -259,8 +267,15 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	ctx, cancel := context.WithCancel(ctx) // stops the lister on early return
 	defer cancel()
 
+	opts := minio.ListObjectsOptions{Prefix: dir}
+	if from > 0 {
+		opts.StartAfter = dir + fmt.Sprintf("%016x", uint64(from)) // "…from-…" sorts after it
+	}
+	if max > 0 {
+		opts.MaxKeys = max
+	}
 	infos := []*ltx.FileInfo{}
-	for obj := range c.mc.ListObjects(ctx, c.cfg.Bucket, minio.ListObjectsOptions{Prefix: dir}) {
+	for obj := range c.mc.ListObjects(ctx, c.cfg.Bucket, opts) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("s3: list %s/%s: %w", c.cfg.Bucket, dir, classify(obj.Err))
 		}
@@ -281,6 +296,9 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 			Size:      obj.Size,
 			CreatedAt: obj.LastModified.UTC(),
 		})
+		if max > 0 && len(infos) == max {
+			break
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

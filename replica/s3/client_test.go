@@ -550,3 +550,42 @@ func TestServerRestart(t *testing.T) {
 	}
 	srv.Restart(t)
 }
+
+// TestClientLTXFilesFrom: a follower's "what is new" is the files from a
+// TXID on, in one listing, and the start of a level is one key.
+func TestClientLTXFilesFrom(t *testing.T) {
+	srv := server(t)
+	c := srv.Client(t, srv.NewBucket(t), "db")
+	ctx := context.Background()
+	for _, r := range [][2]ltx.TXID{{1, 1}, {2, 4}, {5, 5}, {6, 0x10}, {0x11, 0x11}, {0x100, 0x100}} {
+		if _, err := c.WriteLTXFile(ctx, 0, r[0], r[1], strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		from ltx.TXID
+		max  int
+		want string
+	}{
+		{0, 0, "1-1 2-4 5-5 6-16 17-17 256-256"},
+		{5, 0, "5-5 6-16 17-17 256-256"},
+		{3, 0, "5-5 6-16 17-17 256-256"}, // 2-4 starts before 3
+		{0x11, 0, "17-17 256-256"},
+		{0x101, 0, ""},
+		{0, 1, "1-1"},
+		{6, 2, "6-16 17-17"},
+	}
+	for _, tt := range tests {
+		infos, err := c.LTXFilesFrom(ctx, 0, tt.from, tt.max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, fi := range infos {
+			got = append(got, fmt.Sprintf("%d-%d", fi.MinTXID, fi.MaxTXID))
+		}
+		if s := strings.Join(got, " "); s != tt.want {
+			t.Errorf("LTXFilesFrom(%d, %d) = %q, want %q", tt.from, tt.max, s, tt.want)
+		}
+	}
+}

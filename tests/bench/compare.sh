@@ -10,13 +10,5 @@
 #   ./tests/bench/compare.sh [--smoke] [--write]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-args=()
-for a in "$@"; do
-	case "$a" in
-	--smoke) args+=(-smoke) ;;
-	--write) args+=(-write) ;;
-	*) echo "usage: ./tests/bench/compare.sh [--smoke] [--write]" >&2; exit 2 ;;
-	esac
-done
-./build.sh >/dev/null
-exec go run ./tests/bench/compare "${args[@]}"
+. tests/bench/driver.sh
+run_driver ./tests/bench/compare ./tests/bench/compare.sh "$@"

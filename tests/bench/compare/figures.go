@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,8 +17,6 @@ import (
 	"github.com/litestream-vfs/litestream_vfs/replica/s3/s3test"
 	"github.com/litestream-vfs/litestream_vfs/tests/bench/benchdoc"
 )
-
-func listenLocal() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 var (
 	plain      = system{name: "plain"}
@@ -176,18 +173,18 @@ func (e *env) putCost(b *strings.Builder) error {
 		if err != nil {
 			return err
 		}
-		before := e.proxy.snapshot()
+		before := e.proxy.Snapshot()
 		start := time.Now()
 		w := r.watch()
 		out, err := r.write("NORMAL", "paced", "50", secs)
 		if err != nil {
 			return err
 		}
-		after := e.proxy.snapshot()
+		after := e.proxy.Snapshot()
 		minutes := time.Since(start).Minutes()
 		r.finish(&out)
 		lags, _ := w.lags(out.commitsAt)
-		fmt.Fprintf(b, "| %s | %.0f | %.0f | %.0f | %.0f |\n", sys, float64(puts(before, after))/minutes, float64(requests(before, after))/minutes,
+		fmt.Fprintf(b, "| %s | %.0f | %.0f | %.0f | %.0f |\n", sys, float64(benchdoc.Puts(before, after))/minutes, float64(benchdoc.Requests(before, after))/minutes,
 			percentile(lags, 0.5), percentile(lags, 0.99))
 	}
 	b.WriteString("\nRequests are counted by a proxy in front of MinIO while the writer runs (PUT and POST; the lag watcher's LIST and GET go straight to MinIO and are not counted). The extension's default budget: 1 PUT a second sustained, a burst of 10.\n\n")
@@ -217,48 +214,26 @@ func (e *env) idleCost(b *strings.Builder) error {
 				close(done)
 			}()
 			time.Sleep(time.Second)
-			before := e.proxy.snapshot()
+			before := e.proxy.Snapshot()
 			<-done
 			if werr != nil {
 				return werr
 			}
-			reqs, cpu = requests(before, e.proxy.snapshot()), out.cpu
+			reqs, cpu = benchdoc.Requests(before, e.proxy.Snapshot()), out.cpu
 		} else {
 			if _, err := r.write("NORMAL", "txns", "1"); err != nil {
 				return err
 			}
 			r.settle(1500*time.Millisecond, 30*time.Second)
-			before, cpu0 := e.proxy.snapshot(), procCPU(r.sidecar.Process.Pid)
+			before, cpu0 := e.proxy.Snapshot(), benchdoc.ProcCPU(r.sidecar.Process.Pid)
 			time.Sleep(idle)
-			reqs, cpu = requests(before, e.proxy.snapshot()), procCPU(r.sidecar.Process.Pid)-cpu0
+			reqs, cpu = benchdoc.Requests(before, e.proxy.Snapshot()), benchdoc.ProcCPU(r.sidecar.Process.Pid)-cpu0
 			r.stopSidecar()
 		}
 		fmt.Fprintf(b, "| %s | %d | %.2f |\n", sys, reqs, cpu)
 	}
 	b.WriteString("\nThe extension's CPU is its whole host process's during the idle time (getrusage); the sidecar's is its own (/proc/PID/stat).\n\n")
 	return nil
-}
-
-// procCPU is a process's user+system seconds from /proc/PID/stat.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	ticks := 100.0
-	if out, err := exec.Command("getconf", "CLK_TCK").Output(); err == nil {
-		if v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err == nil {
-			ticks = v
-		}
-	}
-	return (ut + st) / ticks
 }
 
 // restoreCost: a database of restoreMB (random blobs: LZ4 cannot shrink

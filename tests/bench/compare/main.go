@@ -22,9 +22,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
-	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -34,12 +31,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/superfly/ltx"
 
 	"github.com/litestream-vfs/litestream_vfs/internal/gotool"
@@ -66,8 +61,9 @@ var (
 
 type env struct {
 	root, work, writer, ext, litestream string
+	st                                  *benchdoc.Store
 	srv                                 *s3test.Server
-	proxy                               *countingProxy
+	proxy                               *benchdoc.CountingProxy
 	endpoint                            string // the proxy's
 	mc                                  *minio.Client
 	seq                                 int
@@ -101,26 +97,15 @@ func (e *env) setup() error {
 	if e.litestream, err = gotool.Binary("litestream", "github.com/benbjohnson/litestream/cmd/litestream", "v0.5.16"); err != nil {
 		return fmt.Errorf("litestream 0.5.16: %w", err)
 	}
-	if e.srv, err = s3test.StartServer(s3test.Options{}); err != nil {
-		return fmt.Errorf("minio: %w", err)
-	}
-	target, _ := url.Parse(e.srv.Endpoint)
-	e.proxy = newCountingProxy(target)
-	if e.endpoint, err = e.proxy.start(); err != nil {
+	if e.st, err = benchdoc.StartStore(); err != nil {
 		return err
 	}
-	e.mc, err = minio.New(strings.TrimPrefix(e.srv.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(e.srv.AccessKey, e.srv.SecretKey, ""), Region: s3test.Region})
-	return err
+	e.srv, e.proxy, e.endpoint, e.mc = e.st.Server, e.st.Proxy, e.st.ProxyURL, e.st.MC
+	return nil
 }
 
 func (e *env) close() {
-	if e.srv != nil {
-		e.srv.Close()
-	}
-	if e.proxy != nil {
-		e.proxy.stop()
-	}
+	e.st.Close()
 	if e.work != "" {
 		_ = os.RemoveAll(e.work)
 	}
@@ -488,55 +473,3 @@ func percentile(xs []float64, p float64) float64 {
 }
 
 func median(xs []float64) float64 { return percentile(xs, 0.5) }
-
-// countingProxy forwards to MinIO and counts requests by method.
-type countingProxy struct {
-	target *url.URL
-	srv    *http.Server
-	mu     sync.Mutex
-	counts map[string]int64
-	total  atomic.Int64
-}
-
-func newCountingProxy(target *url.URL) *countingProxy {
-	return &countingProxy{target: target, counts: map[string]int64{}}
-}
-
-func (p *countingProxy) start() (string, error) {
-	rp := httputil.NewSingleHostReverseProxy(p.target)
-	p.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		p.mu.Lock()
-		p.counts[req.Method]++
-		p.mu.Unlock()
-		p.total.Add(1)
-		rp.ServeHTTP(w, req)
-	})}
-	ln, err := listenLocal()
-	if err != nil {
-		return "", err
-	}
-	go func() { _ = p.srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
-}
-
-func (p *countingProxy) stop() { _ = p.srv.Close() }
-
-func (p *countingProxy) snapshot() map[string]int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return maps.Clone(p.counts)
-}
-
-// puts is PUT+POST (multipart parts and completions count) between two
-// snapshots.
-func puts(before, after map[string]int64) int64 {
-	return after["PUT"] - before["PUT"] + after["POST"] - before["POST"]
-}
-
-func requests(before, after map[string]int64) int64 {
-	var n int64
-	for k, v := range after {
-		n += v - before[k]
-	}
-	return n
-}

@@ -12,7 +12,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"log"
 	"os"
@@ -24,17 +23,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
-	"github.com/litestream-vfs/litestream_vfs/replica/s3/s3test"
 	"github.com/litestream-vfs/litestream_vfs/tests/bench/benchdoc"
 )
 
 type env struct {
 	root, work, writer, ext string
-	srv                     *s3test.Server
-	mc                      *minio.Client
+	st                      *benchdoc.Store
 	seq                     int
 	seconds                 float64
 }
@@ -64,18 +58,12 @@ func (e *env) setup() error {
 		filepath.Join(e.root, "tests", "c", "syncwriter.c"), "-lsqlite3", "-lpthread").CombinedOutput(); err != nil {
 		return fmt.Errorf("gcc syncwriter.c: %v\n%s", err, out)
 	}
-	if e.srv, err = s3test.StartServer(s3test.Options{}); err != nil {
-		return fmt.Errorf("minio: %w", err)
-	}
-	e.mc, err = minio.New(strings.TrimPrefix(e.srv.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(e.srv.AccessKey, e.srv.SecretKey, ""), Region: s3test.Region})
+	e.st, err = benchdoc.StartStore()
 	return err
 }
 
 func (e *env) close() {
-	if e.srv != nil {
-		e.srv.Close()
-	}
+	e.st.Close()
 	if e.work != "" {
 		_ = os.RemoveAll(e.work)
 	}
@@ -147,11 +135,11 @@ func (e *env) run(s setup) (figures, error) {
 		uri = "file:" + db + "?vfs=litestream&replicate=" + s.mode
 		if s.store == "s3" {
 			bucket := fmt.Sprintf("sync-%d", e.seq)
-			if err := e.mc.MakeBucket(context.Background(), bucket, minio.MakeBucketOptions{Region: s3test.Region}); err != nil {
+			if err := e.st.MakeBucket(bucket); err != nil {
 				return figures{}, err
 			}
-			uri += "&replica=s3://" + bucket + "/db&endpoint=" + e.srv.Endpoint
-			env = append(env, "LITESTREAM_ACCESS_KEY_ID="+e.srv.AccessKey, "LITESTREAM_SECRET_ACCESS_KEY="+e.srv.SecretKey)
+			uri += "&replica=s3://" + bucket + "/db&endpoint=" + e.st.Endpoint
+			env = append(env, "LITESTREAM_ACCESS_KEY_ID="+e.st.AccessKey, "LITESTREAM_SECRET_ACCESS_KEY="+e.st.SecretKey)
 		}
 	}
 	procs, threads := 1, s.writers
