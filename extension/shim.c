@@ -77,9 +77,7 @@ static void lsClosed(lsDb *d) {
 
 static int lsClose(sqlite3_file *pFile) {
   lsFile *p = (lsFile *)pFile;
-  int rc;
-  if (p->syncOwed) lsSyncCommit(p); /* its read mark was never released */
-  rc = ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));
+  int rc = ORIGFILE(pFile)->pMethods->xClose(ORIGFILE(pFile));
   if (p->pDb && !lsForked) {
     if (p->kind == LS_WAL) {
       lsCount(p->pDb, &p->pDb->ev.nWalOpen, -1);
@@ -312,19 +310,24 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     ** process owns replication) is told through the shared state, with
     ** the wal-index header as any process that does not replicate
     ** publishes it (else they count as a writer without the extension). */
+    int owed = 0;
     if (d->pShared) {
       if (d->walDirty) {
         uint32_t mx = 0, s1 = 0, s2 = 0;
         if (p->pShm0) lsReadHdr(p->pShm0, &mx, &s1, &s2);
         d->walDirty = 0;
         if (mx > 0) ls_shared_commit(d->pShared, mx, s1, s2);
+        owed = p->syncMode;
       }
       ls_shared_signal(d->pShared, 0);
     }
-    return o->pMethods->xShmLock(o, ofst, n, flags);
+    rc = o->pMethods->xShmLock(o, ofst, n, flags);
+    if (owed && rc == SQLITE_OK) lsSyncCommit(p); /* through the shared state, as any process */
+    return rc;
   }
   /* Commit boundary: announce before the real unlock so no other writer
   ** can restart the WAL between the two. */
+  int owed = 0;
   if (d->walDirty) {
     /* The writer has already published the commit in the wal-index
     ** header (fileformat2.html#walindexformat): mxFrame at byte 16, the
@@ -336,7 +339,7 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     if (p->pShm0) lsReadHdr(p->pShm0, &mxFrame, &salt1, &salt2);
     pthread_mutex_lock(&d->mu);
     d->walDirty = 0;
-    if (p->syncMode) p->syncOwed = 1; /* waits as the transaction ends */
+    owed = p->syncMode;
     d->ev.mxFrame = mxFrame;
     d->ev.salt1 = salt1;
     d->ev.salt2 = salt2;
@@ -361,7 +364,14 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
     }
   }
   d->walWriteHeld = 0;
-  return o->pMethods->xShmLock(o, ofst, n, flags);
+  rc = o->pMethods->xShmLock(o, ofst, n, flags);
+  /* replicate=sync: the write lock is released, so other connections and
+  ** processes write meanwhile; this COMMIT returns once the replica holds
+  ** it (syncwait.c). Here, not later: SQLite keeps the transaction's read
+  ** mark while another statement of the connection reads, and COMMIT
+  ** returns without releasing it. */
+  if (owed && rc == SQLITE_OK) lsSyncCommit(p);
+  return rc;
 }
 
 /* SQLite makes about six xShmLock calls per transaction, most of them
@@ -371,19 +381,9 @@ __attribute__((noinline)) static int lsShmLockWatched(sqlite3_file *pFile,
 static int lsShmLock(sqlite3_file *pFile, int ofst, int n, int flags) {
   sqlite3_file *o = ORIGFILE(pFile);
   lsFile *p = (lsFile *)pFile;
-  if (p->syncOwed && (flags & SQLITE_SHM_LOCK)) {
-    /* A replicate=sync commit whose read mark was not released (another
-    ** statement of the connection still reads): wait before the next lock. */
-    lsSyncCommit(p);
-  }
   if (ofst > 1 && n != SQLITE_SHM_NLOCK - 4) {
     int rc = o->pMethods->xShmLock(o, ofst, n, flags);
     if (rc == SQLITE_BUSY) rc = lsShmLockBusy(o, ofst, n, flags);
-    if (p->syncOwed && rc == SQLITE_OK && (flags & SQLITE_SHM_UNLOCK)) {
-      /* The committed transaction's read mark is released: it holds no shm
-      ** lock now, and waits here for the replica (syncwait.c). */
-      lsSyncCommit(p);
-    }
     return rc;
   }
   if (ofst == 0 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) &&
@@ -516,6 +516,19 @@ static int lsOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile,
   }
   p->kind = (flags & SQLITE_OPEN_MAIN_DB) ? LS_MAIN : LS_WAL;
   p->pDb = d;
+  if (lsForked && (flags & SQLITE_OPEN_MAIN_DB)) {
+    /* Go cannot check this URI here: the parent's replicate=sync policy,
+    ** unless the URI says replicate=async. */
+    const char *z = sqlite3_uri_parameter(zName, "replicate");
+    pthread_mutex_lock(&d->mu);
+    memcpy(aSync, d->syncPolicy, sizeof(aSync));
+    pthread_mutex_unlock(&d->mu);
+    if (z && strcmp(z, "async") == 0) aSync[0] = 0;
+  } else if (aSync[0]) {
+    pthread_mutex_lock(&d->mu);
+    memcpy(d->syncPolicy, aSync, sizeof(aSync));
+    pthread_mutex_unlock(&d->mu);
+  }
   p->syncMode = aSync[0];
   p->syncTimeoutMs = aSync[1];
   p->syncBlock = aSync[2];

@@ -42,6 +42,9 @@ struct lsDb {
   uint64_t syncMark; /* atomic; degraded (replicate=sync timed out): the TXID
                      ** the replica must reach before commits wait again (0: not) */
   int blockLogged;   /* on-timeout=block's refusal was logged since the timeout */
+  int syncPolicy[3]; /* the last replicate=sync connection's policy (lsFile's
+                     ** syncMode, syncTimeoutMs, syncBlock): a fork child's
+                     ** new connections, which cannot ask Go, take it */
 };
 
 /* lsFile is one open file of the VFS (shim.c); the real file follows it. */
@@ -52,7 +55,6 @@ typedef struct lsFile {
   void volatile *pShm0; /* shm region 0 (the wal-index header), if mapped */
   /* replicate=sync (main db only; this connection's URI or environment) */
   int syncMode, syncBlock, syncTimeoutMs;
-  int syncOwed; /* committed: waits as the transaction ends (syncwait.c) */
 } lsFile;
 
 /* syncwait.c. lsSyncCommit waits until the replica holds what p's

@@ -176,10 +176,9 @@ static int lsCaughtUp(lsDb *d) {
 
 void lsSyncCommit(lsFile *p) {
   lsDb *d = p->pDb;
-  uint64_t mark = 0;
+  uint64_t mark = 0, was = 0;
   int64_t t0;
   int ok;
-  p->syncOwed = 0;
   if (!lsCaughtUp(d)) return; /* degraded: asynchronous until caught up */
   t0 = lsNowNs();
   ok = lsSyncWait(d, p->syncTimeoutMs, &mark);
@@ -188,12 +187,13 @@ void lsSyncCommit(lsFile *p) {
   d->ev.syncWaitNs += (uint64_t)(lsNowNs() - t0);
   if (!ok) {
     d->ev.syncTimeouts++;
+    was = d->ev.syncDegraded;
     if (mark > d->ev.syncDegraded) d->ev.syncDegraded = mark;
     lsAtomicMax(&d->syncMark, mark);
   }
   lsEventLocked(d);
   pthread_mutex_unlock(&d->mu);
-  if (!ok) {
+  if (!ok && was == 0) { /* logged once per degraded spell, not per waiter */
     lsSyncLog(d, SQLITE_WARNING, sqlite3_mprintf(
                 "replicate=sync: the replica did not confirm a commit within "
                 "%d ms (sync-timeout; it must reach TXID %llu); the commit "

@@ -21,11 +21,11 @@ func syncStatus(st *Status, ev SyncEvents) {
 	if ev.Degraded == 0 || st.ReplicatedTXID >= ev.Degraded || st.State == StateStopped || st.State == StateNotReplicating {
 		return
 	}
-	why := fmt.Sprintf("replicate=sync: a commit was not confirmed within sync-timeout; commits are asynchronous (on-timeout=block: writes fail with SQLITE_BUSY) until the replica holds TXID %d", ev.Degraded)
+	why := fmt.Sprintf("replicate=sync: a commit was not confirmed within sync-timeout; until the replica holds TXID %d, this process's replicate=sync commits return at once, and its on-timeout=block connections refuse writes with SQLITE_BUSY", ev.Degraded)
 	if st.Reason != "" {
-		why += "; " + st.State + ": " + st.Reason
+		why += "; replication is " + st.State + ": " + st.Reason
 	} else if st.State != StateOK && st.State != StateBehind {
-		why += "; " + st.State
+		why += "; replication is " + st.State
 	}
 	st.State, st.Reason = StateDegraded, why
 }
